@@ -1,0 +1,1 @@
+// Boxed module

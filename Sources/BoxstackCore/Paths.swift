@@ -1,0 +1,43 @@
+import Foundation
+
+/// Where boxstack keeps its files, following the XDG base directories and boxstack's own overrides.
+public struct Paths: Sendable {
+    public var environment: [String: String]
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
+    }
+
+    private var home: String { environment["HOME"] ?? NSHomeDirectory() }
+
+    private func xdg(_ variable: String, default relative: String) -> String {
+        if let value = environment[variable], value.hasPrefix("/") { return value }
+        return home + "/" + relative
+    }
+
+    /// The box cache: `BOXSTACK_CACHE_DIR`, else `$XDG_CACHE_HOME/boxstack`.
+    public var cacheDirectory: String {
+        environment["BOXSTACK_CACHE_DIR"] ?? xdg("XDG_CACHE_HOME", default: ".cache") + "/boxstack"
+    }
+
+    /// The stash store: `BOXSTACK_STASH_DIR`, else `$XDG_DATA_HOME/boxstack/stashes`.
+    public var stashDirectory: String {
+        environment["BOXSTACK_STASH_DIR"] ?? xdg("XDG_DATA_HOME", default: ".local/share") + "/boxstack/stashes"
+    }
+
+    /// Private run directories: under `$XDG_RUNTIME_DIR` when set, else under the cache.
+    public var runsDirectory: String {
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/boxstack/runs" }
+        return cacheDirectory + "/runs"
+    }
+
+    /// The user's extra catalog, `BOXSTACK_CATALOG`.
+    public var userCatalog: String? { environment["BOXSTACK_CATALOG"] }
+}
+
+extension FileManager {
+    /// Creates `path` and its parents with `mode` (only new directories get the mode).
+    public func makeDirectory(_ path: String, mode: Int = 0o755) throws {
+        try createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
+    }
+}

@@ -1,0 +1,3 @@
+import BoxstackCommands
+
+await Boxstack.main()
