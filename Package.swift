@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
+        // libc interfaces Swift's Glibc module leaves out (extended attributes).
+        .systemLibrary(name: "CLibC"),
 
         // Errors, processes, paths, locks, digests, progress: what every other module uses.
         .target(name: "BoxstackCore", dependencies: [
@@ -40,7 +42,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // Stash store, layer writer/reader, tree diff with whiteouts, safe stacking.
-        .target(name: "Stash", dependencies: ["BoxstackCore", "OCI", "Registry", "XML", "CLibArchive"]),
+        .target(name: "Stash", dependencies: ["BoxstackCore", "OCI", "Registry", "XML", "CLibArchive", "CLibC"]),
         // Box catalog, sources, verified download, cache.
         .target(name: "Boxes", dependencies: [
             "BoxstackCore", "OCI", "Registry",
@@ -56,7 +58,7 @@ let package = Package(
         // 9p, virtiofs and sshfs: host side and guest mount spec.
         .target(name: "Sharing", dependencies: ["BoxstackCore", "Machine", "Guest"]),
         // One boxed run, end to end.
-        .target(name: "Boxed", dependencies: ["BoxstackCore", "Boxes", "Kiwi", "Machine", "Guest", "Sharing", "Stash"]),
+        .target(name: "Boxed", dependencies: ["BoxstackCore", "CLibC", "Boxes", "Kiwi", "Machine", "Guest", "Sharing", "Stash"]),
         // The ArgumentParser verbs.
         .target(name: "BoxstackCommands", dependencies: [
             "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed",

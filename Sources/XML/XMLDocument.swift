@@ -60,7 +60,7 @@ public final class XMLDocument: @unchecked Sendable {
         for index in 0..<Int(set.pointee.nodeNr) {
             guard let node = set.pointee.nodeTab[index], let content = xmlNodeGetContent(node) else { continue }
             values.append(String(cString: content))
-            xmlFree(content)
+            boxstack_xml_free(content)
         }
         return values
     }
@@ -74,7 +74,7 @@ public final class XMLDocument: @unchecked Sendable {
         var size: Int32 = 0
         xmlDocDumpFormatMemoryEnc(pointer, &buffer, &size, "UTF-8", 1)
         guard let buffer else { return "" }
-        defer { xmlFree(buffer) }
+        defer { boxstack_xml_free(buffer) }
         return String(cString: buffer)
     }
 
@@ -109,7 +109,7 @@ public struct XMLElement: @unchecked Sendable {
 
     public var text: String {
         guard let content = xmlNodeGetContent(node) else { return "" }
-        defer { xmlFree(content) }
+        defer { boxstack_xml_free(content) }
         return String(cString: content)
     }
 
@@ -118,7 +118,7 @@ public struct XMLElement: @unchecked Sendable {
 
     public func attribute(_ name: String) -> String? {
         guard let value = xmlGetProp(node, name) else { return nil }
-        defer { xmlFree(value) }
+        defer { boxstack_xml_free(value) }
         return String(cString: value)
     }
 

@@ -1,0 +1,58 @@
+import BoxstackCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Clean-ups that must run however the controller ends: success, failure, Ctrl-C or SIGTERM.
+///
+/// Normal paths call their clean-ups directly; on SIGINT or SIGTERM the signal handler runs every one
+/// still registered and exits with 128+signal, so a Ctrl-C in the middle of a build destroys the
+/// domain and removes the run directory before the process goes. (A SIGKILLed controller cannot clean
+/// up: its domain dies with its libvirt connection, and the next run or `boxstack gc` removes its run
+/// directory.)
+public final class TeardownRegistry: @unchecked Sendable {
+    public static let shared = TeardownRegistry()
+
+    private let lock = NSLock()
+    private var actions: [UUID: @Sendable () -> Void] = [:]
+    private var sources: [any DispatchSourceSignal] = []
+
+    /// Registers `action`; the returned token unregisters it.
+    public func register(_ action: @escaping @Sendable () -> Void) -> UUID {
+        let token = UUID()
+        lock.withLock {
+            actions[token] = action
+            installSignalHandlersIfNeeded()
+        }
+        return token
+    }
+
+    public func unregister(_ token: UUID) {
+        _ = lock.withLock { actions.removeValue(forKey: token) }
+    }
+
+    private func installSignalHandlersIfNeeded() {
+        guard sources.isEmpty else { return }
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [weak self] in self?.runAllAndExit(signal: signalNumber) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private func runAllAndExit(signal signalNumber: Int32) {
+        let pending = lock.withLock {
+            let pending = Array(actions.values)
+            actions.removeAll()
+            return pending
+        }
+        let name = signalNumber == SIGINT ? "interrupted" : "terminated"
+        FileHandle.standardError.write(Data("\nboxstack: \(name); tearing the box down.\n".utf8))
+        for action in pending { action() }
+        exit(128 + signalNumber)
+    }
+}

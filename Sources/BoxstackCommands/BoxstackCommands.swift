@@ -1,5 +1,0 @@
-import ArgumentParser
-public struct Boxstack: AsyncParsableCommand {
-    public init() {}
-    public func run() async throws {}
-}

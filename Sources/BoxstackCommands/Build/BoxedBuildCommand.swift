@@ -1,0 +1,71 @@
+import Boxed
+import Boxes
+import BoxstackCore
+import Foundation
+import Kiwi
+import Machine
+import Sharing
+
+/// The root command's job: validate, resolve the box, run the build in it.
+struct BoxedBuildCommand {
+    var box: BoxOptions
+    var keepRoot: String?
+    var kiwiArguments: [String]
+
+    func run() async throws -> Int32 {
+        // Arguments first: a wrong KIWI option must never cost a download or a boot.
+        let request = try KiwiBuildRequest.parse(
+            kiwiArguments, currentDirectory: FileManager.default.currentDirectoryPath)
+        let image = try await resolveBox()
+        var session = BoxSessionOptions(image: image)
+        session.memoryBytes = box.boxMemory.flatMap(ByteCount.parse)
+        session.cpus = box.boxSMPCPUs
+        session.console = box.boxConsole
+        session.machine = box.machine
+        session.cpuModel = box.cpu
+        session.noAccel = box.noAccel
+        session.snapshot = !box.noSnapshot
+        session.offline = box.offline
+        session.timeout = .seconds(box.timeout)
+        session.connectURI = box.connect
+        session.sharing = box.sharing.shareKind
+        session.shares = try box.sharedPaths.map { path in
+            let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+                .standardizedFileURL.path
+            guard FileManager.default.fileExists(atPath: absolute) else {
+                throw BoxstackError(.notFound, "--shared-path \(path) does not exist.")
+            }
+            return SharedPath(hostPath: absolute)
+        }
+        var configuration = BoxedBuildConfiguration(session: session, request: request)
+        configuration.kiwiType = box.type
+        configuration.profiles = box.profile
+        configuration.kiwiVersion = box.kiwiVersion
+        configuration.keepRoot = keepRoot
+        configuration.debug = box.boxDebug
+        return try await BoxedBuild.run(configuration)
+    }
+
+    /// The box from the catalog, fetched or updated into the cache as needed.
+    private func resolveBox() async throws -> BoxImage {
+        let definition = try BoxCatalog.load().box(named: box.box)
+        let arch = box.requestedArch ?? hostArchitecture
+        let cached = try await BoxCache().ensure(
+            definition, arch: arch, checkForUpdates: !box.noUpdateCheck, progress: ProgressBar.isTerminal)
+        if let notice = cached.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
+        return BoxImage(
+            name: cached.name, architecture: try MachineArchitecture.named(cached.arch), kernel: cached.kernel,
+            initrd: cached.initrd, disk: cached.disk, kernelArguments: cached.cmdline, console: cached.console,
+            memoryBytes: cached.memory, cpus: cached.cpus)
+    }
+}
+
+extension SharingChoice {
+    var shareKind: ShareKind {
+        switch self {
+        case .ninePSharing: return .ninePee
+        case .virtiofsSharing: return .virtiofs
+        case .sshfsSharing: return .sshfs
+        }
+    }
+}

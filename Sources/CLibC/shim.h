@@ -1,0 +1,2 @@
+/* libc interfaces that Swift's Glibc module leaves out. */
+#include <sys/xattr.h>

@@ -1,0 +1,56 @@
+import BoxstackCore
+import Foundation
+import XML
+
+/// What boxstack needs to know of a KIWI image description, read with libxml2.
+public struct KiwiDescription: Sendable, Equatable {
+    /// The description file that was read.
+    public var path: String
+    public var name: String
+    public var version: String?
+    public var author: String?
+    public var specification: String?
+    /// The package manager named in the preferences (`apt`, `zypper`, `dnf4`, …).
+    public var packageManager: String?
+    /// Repository source paths, in document order.
+    public var repositories: [String]
+
+    /// Reads the description in `directory`: `config.xml`, or the single `*.kiwi` file, as KIWI does.
+    public init(directory: String) throws {
+        try self.init(file: KiwiDescription.locate(in: directory))
+    }
+
+    /// Reads the description file at `file`.
+    public init(file: String) throws {
+        let document = try XMLDocument(contentsOfFile: file)
+        guard document.root?.name == "image", let name = document.string("/image/@name"), !name.isEmpty else {
+            throw BoxstackError(.invalidData, "\(file) is not a KIWI description: it has no <image name=...> root element.")
+        }
+        path = file
+        self.name = name
+        version = document.string("/image/preferences/version")?.trimmed
+        author = document.string("/image/description/author")?.trimmed
+        specification = document.string("/image/description/specification")?.trimmed
+        packageManager = document.string("/image/preferences/packagemanager")?.trimmed
+        repositories = document.strings("/image/repository/source/@path")
+    }
+
+    /// The description file KIWI would pick in `directory`.
+    public static func locate(in directory: String) throws -> String {
+        let config = directory + "/config.xml"
+        if FileManager.default.fileExists(atPath: config) { return config }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let kiwiFiles = entries.filter { $0.hasSuffix(".kiwi") }.sorted()
+        switch kiwiFiles.count {
+        case 1: return directory + "/" + kiwiFiles[0]
+        case 0: throw BoxstackError(.notFound, "\(directory) holds no KIWI description (config.xml or *.kiwi).")
+        default:
+            throw BoxstackError(
+                .invalidArgument, "\(directory) holds several *.kiwi files (\(kiwiFiles.joined(separator: ", "))); keep one.")
+        }
+    }
+}
+
+extension String {
+    fileprivate var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+}

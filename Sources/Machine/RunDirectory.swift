@@ -1,0 +1,106 @@
+import BoxstackCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The private directory of one boxed run (mode 0700): overlay, keys, seed share, console log, sockets.
+///
+/// The live controller holds `owner.lock` for as long as the run lasts. The kernel drops that lock when the
+/// controller dies, however it dies, so `collectGarbage` can tell a leftover from a live run without guessing.
+public final class RunDirectory: @unchecked Sendable {
+    /// Short random id; the domain is `boxstack-<id>`.
+    public let id: String
+    public let path: String
+    private let lock: LockedBox<FileLock?>
+
+    public static let domainPrefix = "boxstack-"
+    static let lockName = "owner.lock"
+    /// A directory without its lock file this young is still being created by its owner.
+    static let creationGraceSeconds: TimeInterval = 60
+
+    /// Creates a fresh run directory under `runsDirectory` and takes its owner lock.
+    public static func create(under runsDirectory: String) throws -> RunDirectory {
+        try FileManager.default.makeDirectory(runsDirectory, mode: 0o700)
+        for _ in 0..<8 {
+            let id = randomID()
+            let path = "\(runsDirectory)/\(id)"
+            guard mkdir(path, 0o700) == 0 else {
+                if errno == EEXIST { continue }
+                throw BoxstackError(.permission, "cannot create the run directory \(path): \(String(cString: strerror(errno))).")
+            }
+            guard let lock = try FileLock.attempt(path: "\(path)/\(lockName)") else {
+                throw BoxstackError(.busy, "the new run directory \(path) is locked by another process.")
+            }
+            return RunDirectory(id: id, path: path, lock: lock)
+        }
+        throw BoxstackError(.internalError, "cannot find an unused run id under \(runsDirectory).")
+    }
+
+    private init(id: String, path: String, lock: FileLock) {
+        self.id = id
+        self.path = path
+        self.lock = LockedBox(lock)
+    }
+
+    public var domainName: String { Self.domainPrefix + id }
+    public var overlayPath: String { path + "/overlay.qcow2" }
+    public var consoleLogPath: String { path + "/console.log" }
+    /// The read-only seed share (guest host key, authorized_keys).
+    public var seedDirectory: String { path + "/seed" }
+    /// The controller's own key pair and other secrets that never enter the guest.
+    public var keysDirectory: String { path + "/keys" }
+    /// Unix sockets (virtiofsd).
+    public var socketsDirectory: String { path + "/sockets" }
+
+    /// Creates the sub-directories a run fills (all 0700).
+    public func makeSubdirectories() throws {
+        for directory in [seedDirectory, keysDirectory, socketsDirectory] {
+            try FileManager.default.makeDirectory(directory, mode: 0o700)
+        }
+    }
+
+    /// Deletes the directory and everything in it, then releases the lock. Safe to call twice.
+    public func remove() {
+        guard lock.value != nil else { return }
+        // 9p in mapped mode can leave guest-created files without owner write permission.
+        _ = try? Subprocess.run(["chmod", "-R", "u+rwX", path])
+        try? FileManager.default.removeItem(atPath: path)
+        lock.value = nil
+    }
+
+    /// Removes what runs killed before their teardown left behind: every run directory whose owner lock is
+    /// free, after destroying its domain (when a connection is given). Live runs hold their lock and are never
+    /// touched. Returns the ids removed.
+    @discardableResult
+    public static func collectGarbage(in runsDirectory: String, connection: LibvirtConnection?) throws -> [String] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: runsDirectory) else { return [] }
+        var removed: [String] = []
+        for id in entries.sorted() where !id.hasPrefix(".") {
+            let path = "\(runsDirectory)/\(id)"
+            let lockPath = "\(path)/\(lockName)"
+            guard FileManager.default.fileExists(atPath: lockPath) else {
+                let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+                let modified = attributes?[.modificationDate] as? Date ?? .distantPast
+                guard Date().timeIntervalSince(modified) > creationGraceSeconds else { continue }
+                try? FileManager.default.removeItem(atPath: path)
+                removed.append(id)
+                continue
+            }
+            guard let lock = try FileLock.attempt(path: lockPath) else { continue }
+            if let connection, let domain = connection.domain(named: domainPrefix + id) { try domain.destroy() }
+            _ = try? Subprocess.run(["chmod", "-R", "u+rwX", path])
+            try? FileManager.default.removeItem(atPath: path)
+            withExtendedLifetime(lock) {}
+            removed.append(id)
+        }
+        return removed
+    }
+
+    /// 12 hex digits from the system's random source.
+    static func randomID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<6).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
+    }
+}

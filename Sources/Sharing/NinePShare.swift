@@ -1,0 +1,49 @@
+import BoxstackCore
+import Foundation
+import Machine
+
+/// 9p (virtio-9p, `accessmode='mapped'`): the default, works for non-root users with no host helper.
+public struct NinePShareBackend: ShareBackend {
+    public let shares: [SharedPath]
+    /// The guest's `msize`: the largest 9p message. The kernel caps it at 512000 with QEMU 7.2; that
+    /// is best for the large files that cross the share (bundles, layer tars). Upstream boxbuild mounts
+    /// with the kernel default (`trans=virtio,version=9p2000.L`); Scripts/bench/share compares both.
+    public let msize: Int
+
+    public static let defaultMsize = 512_000
+
+    public init(shares: [SharedPath], msize: Int = defaultMsize) {
+        self.shares = shares
+        self.msize = msize
+    }
+
+    public var kind: ShareKind { .ninePee }
+
+    public func configure(_ spec: inout DomainSpec) {
+        for (index, share) in shares.enumerated() {
+            spec.ninePFilesystems.append(NinePFilesystem(hostPath: share.hostPath, tag: Self.tag(index)))
+        }
+    }
+
+    public func guestMountSteps() -> [GuestMountStep] {
+        shares.enumerated().map { index, share in
+            .ninePee(tag: Self.tag(index), guestDirectory: share.guestPath, msize: msize)
+        }
+    }
+}
+
+/// sshfs: the guest runs `sshfs -o passive` over an agent channel that the controller connects to a local
+/// `sftp-server`; no host sshd, no key in `authorized_keys`, no domain devices.
+public struct SSHFSShareBackend: ShareBackend {
+    public let shares: [SharedPath]
+
+    public init(shares: [SharedPath]) { self.shares = shares }
+
+    public var kind: ShareKind { .sshfs }
+
+    public func configure(_ spec: inout DomainSpec) {}
+
+    public func guestMountSteps() -> [GuestMountStep] {
+        shares.map { .sftpBridge(hostDirectory: $0.hostPath, guestDirectory: $0.guestPath) }
+    }
+}

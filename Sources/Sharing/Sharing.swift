@@ -1,1 +1,0 @@
-// Sharing module

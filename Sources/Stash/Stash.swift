@@ -1,1 +1,0 @@
-// Stash module

@@ -1,0 +1,524 @@
+import BoxstackCore
+import CLibArchive
+import Foundation
+import OCI
+import XML
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a stash operation wrote.
+public struct StashResult: Sendable {
+    /// The stash that now points at the new image.
+    public var reference: StashReference
+    /// The new image manifest's descriptor.
+    public var manifest: Descriptor
+    /// The layer this operation added.
+    public var layer: Descriptor
+    /// Number of layers of the image after this operation.
+    public var layerCount: Int
+    /// Number of tar entries in the new layer (whiteouts included).
+    public var entryCount: Int
+    /// Number of whiteouts in the new layer.
+    public var whiteoutCount: Int
+}
+
+/// One tag of a stash, as listed.
+public struct StashTagSummary: Codable, Sendable, Equatable {
+    public var tag: String
+    public var digest: String
+    public var layerCount: Int
+    /// Sum of the compressed layer sizes.
+    public var size: Int64
+    /// Creation time (RFC 3339), from the image configuration.
+    public var created: String?
+}
+
+/// One stash name with its tags, as listed by `StashStore.list()`.
+public struct StashSummary: Codable, Sendable, Equatable {
+    public var name: String
+    public var tags: [StashTagSummary]
+    /// Bytes of all blobs stored for this name (layers shared between tags counted once).
+    public var totalSize: Int64
+}
+
+/// The labels a stash records from the tree's KIWI description.
+public struct DescriptionInfo: Sendable, Equatable {
+    public var name: String?
+    public var version: String?
+    public var author: String?
+
+    /// Reads `/image/@name`, `/image/preferences/version` and `/image/description/author`.
+    public init(configXML path: String) throws {
+        try self.init(document: XMLDocument(contentsOfFile: path))
+    }
+
+    init(document: XMLDocument) {
+        name = document.string("/image/@name")
+        version = document.string("/image/preferences/version")
+        author = document.string("/image/description/author")
+    }
+}
+
+/// The local stash store: one OCI image layout per stash name under `directory`, tags as ref names.
+///
+/// `skopeo inspect oci:DIRECTORY/NAME:TAG` and `umoci unpack --image DIRECTORY/NAME:TAG` read it.
+/// Every change to a name happens under that name's lock (`DIRECTORY/.locks`), blobs and index.json
+/// are written atomically, and a failed first stash leaves no directory behind.
+public struct StashStore: Sendable {
+    /// The store's directory.
+    public let directory: String
+
+    /// The label keys a stash's image configuration carries.
+    public enum Label {
+        public static let descriptionName = "io.boxstack.description.name"
+        public static let descriptionVersion = "io.boxstack.description.version"
+        public static let author = AnnotationKey.authors
+        public static let created = AnnotationKey.created
+    }
+
+    /// The store at `directory` (default: `Paths().stashDirectory`).
+    public init(directory: String = Paths().stashDirectory) {
+        self.directory = directory
+    }
+
+    /// The layout directory of stash `name`.
+    public func layoutPath(name: String) -> String { directory + "/" + name }
+
+    /// The layout of an existing stash; throws `notFound` naming the stash otherwise.
+    public func layout(name: String) throws -> OCILayout {
+        guard OCILayout.exists(at: layoutPath(name: name)) else {
+            throw BoxstackError(.notFound, "there is no stash named \(name) in \(directory); see boxstack stash --list.")
+        }
+        return try OCILayout(opening: layoutPath(name: name))
+    }
+
+    /// Takes the lock of stash `name` (exclusive for writers, shared for readers).
+    public func lock(name: String, shared: Bool = false) throws -> FileLock {
+        let locks = directory + "/.locks"
+        try FileManager.default.makeDirectory(locks)
+        let file = name.replacingOccurrences(of: "/", with: "%2F") + ".lock"
+        return try FileLock(path: locks + "/" + file, shared: shared)
+    }
+
+    // MARK: Parent image
+
+    /// The image a new stash to `name:tag` extends: the tag's image, else `latest`, else the most
+    /// recently tagged image of the name, else none.
+    private func parent(layout: OCILayout?, tag: String) throws -> (manifest: Manifest, config: ImageConfig)? {
+        guard let layout else { return nil }
+        let newest = try layout.index().manifests.last { $0.refName != nil }
+        guard let found = try layout.manifest(tag: tag) ?? layout.manifest(tag: "latest") ?? newest.map({ try layout.resolveManifest($0) })
+        else { return nil }
+        let config = try layout.readJSON(ImageConfig.self, found.manifest.config.digest)
+        return (found.manifest, config)
+    }
+
+    private func storedTreeManifest(layout: OCILayout, manifest: Manifest) throws -> TreeManifest? {
+        guard let value = manifest.annotations?[TreeManifest.annotation], let digest = ContentDigest(value),
+            layout.hasBlob(digest)
+        else { return nil }
+        return try TreeManifest(serialized: layout.readBlob(digest))
+    }
+
+    /// The tree manifest of the image a new stash to `name:tag` would extend, or nil when it would be the
+    /// first layer (or when the image was pulled without one, which makes the next layer a full one).
+    public func previousTreeManifest(name: String, tag: String = "latest") throws -> TreeManifest? {
+        let lock = try lock(name: name, shared: true)
+        defer { _ = lock }
+        guard OCILayout.exists(at: layoutPath(name: name)) else { return nil }
+        let layout = try OCILayout(opening: layoutPath(name: name))
+        guard let parent = try parent(layout: layout, tag: tag) else { return nil }
+        return try storedTreeManifest(layout: layout, manifest: parent.manifest)
+    }
+
+    // MARK: Stash a local tree
+
+    /// Stashes the root tree at `root` as `name:tag` (name defaults to the KIWI description's image name).
+    ///
+    /// The first stash of a name writes one layer with the whole tree; each later one adds a single layer
+    /// with only what changed since the image of `tag` (else `latest`, else the newest tag), deletions as whiteouts. Unchanged
+    /// files are not read. Throws `permission` naming the first unreadable path, leaving the store as it was.
+    @discardableResult
+    public func stash(root: String, name: String? = nil, tag: String = "latest", compression: LayerCompression = .zstd) throws -> StashResult {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw BoxstackError(.notFound, "the root tree \(root) does not exist or is not a directory.")
+        }
+        let configPath = root + "/image/config.xml"
+        let description = FileManager.default.fileExists(atPath: configPath) ? try DescriptionInfo(configXML: configPath) : nil
+        guard let stashName = name ?? description?.name else {
+            throw BoxstackError(
+                .invalidArgument, "\(root) has no image/config.xml to take the stash name from; pass --container-name NAME.")
+        }
+        let reference = try StashReference(name: stashName, tag: tag)
+        let scanned = try TreeScanner(root: root).scan()
+        let manifest = TreeManifest(
+            entries: scanned.map(\.entry), recordsExtendedAttributes: true, recordsHardlinks: true)
+        let architecture = TreeArchitecture.detect(root: root)
+
+        return try writeStash(reference: reference, manifest: manifest, compression: compression, architecture: architecture,
+            description: description, createdBy: "boxstack stash --root \(root)"
+        ) { writer, changed, whiteouts in
+            var byPath: [String: Int] = [:]
+            byPath.reserveCapacity(scanned.count)
+            for (index, item) in scanned.enumerated() { byPath[item.entry.path] = index }
+            guard let disk = archive_read_disk_new() else { throw BoxstackError(.internalError, "libarchive could not allocate a reader.") }
+            defer { archive_read_free(disk) }
+            archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE)
+            let rootPrefix = root.hasSuffix("/") ? root : root + "/"
+            try Self.merge(changed: changed, whiteouts: whiteouts, writer: writer) { path in
+                guard let index = byPath[path], let entry = archive_entry_new2(disk) else { return }
+                defer { archive_entry_free(entry) }
+                var status = scanned[index].status
+                let source = rootPrefix + path
+                archive_entry_copy_sourcepath(entry, source)
+                archive_entry_copy_pathname(entry, source)
+                if archive_read_disk_entry_from_file(disk, entry, -1, &status) < ARCHIVE_WARN {
+                    let message = archive_error_string(disk).map { String(cString: $0) } ?? "unknown error"
+                    throw BoxstackError(
+                        .permission,
+                        "cannot read \(source) (\(message)); stash a tree you can read: run as root, or stash from the box with --keep-root.")
+                }
+                archive_entry_copy_pathname(entry, path)
+                archive_entry_unset_atime(entry)
+                archive_entry_unset_ctime(entry)
+                archive_entry_unset_birthtime(entry)
+                archive_entry_set_uname(entry, nil)
+                archive_entry_set_gname(entry, nil)
+                try writer.write(entry: entry, contentFrom: source)
+            }
+        }
+    }
+
+    // MARK: Stash from a guest export
+
+    /// Adds a layer to `name:tag` from a tar of the changed paths exported by the guest agent
+    /// (`tree-export`), plus whiteouts for `deleted`, and records `manifest` as the new tree manifest.
+    ///
+    /// `deleted` and the tar's paths come from `TreeManifest.changes(from: previousTreeManifest(...), to: manifest)`.
+    /// Directories that became non-directories (and back) get their whiteout automatically. Labels come
+    /// from `image/config.xml` when the tar holds it, else from the previous image.
+    @discardableResult
+    public func appendLayer(
+        name: String, tag: String = "latest", fromTar tarPath: String, deleted: [String], manifest: TreeManifest,
+        compression: LayerCompression = .zstd, architecture: String? = nil
+    ) throws -> StashResult {
+        let reference = try StashReference(name: name, tag: tag)
+        var description: DescriptionInfo?
+        return try writeStash(
+            reference: reference, manifest: manifest, compression: compression, architecture: architecture,
+            description: nil, createdBy: "boxstack stash (boxed)", deletedOverride: deleted,
+            descriptionFromLayer: { description }
+        ) { writer, _, whiteouts in
+            guard let reader = archive_read_new() else { throw BoxstackError(.internalError, "libarchive could not allocate a reader.") }
+            defer { archive_read_free(reader) }
+            archive_read_support_format_tar(reader)
+            archive_read_support_format_empty(reader)
+            archive_read_support_filter_all(reader)
+            guard archive_read_open_filename(reader, tarPath, 1 << 20) == ARCHIVE_OK else {
+                let message = archive_error_string(reader).map { String(cString: $0) } ?? "unknown error"
+                throw BoxstackError(.invalidData, "cannot read the exported tree \(tarPath): \(message).")
+            }
+            var pending = whiteouts[...]
+            var entry: OpaquePointer?
+            while true {
+                let status = archive_read_next_header(reader, &entry)
+                if status == ARCHIVE_EOF { break }
+                guard status >= ARCHIVE_WARN, let entry else {
+                    let message = archive_error_string(reader).map { String(cString: $0) } ?? "unknown error"
+                    throw BoxstackError(.invalidData, "the exported tree \(tarPath) is damaged: \(message).")
+                }
+                guard let path = LayerPath.normalized(String(cString: archive_entry_pathname(entry))), !path.isEmpty else { continue }
+                while let next = pending.first, TreeManifest.precedes(LayerPath.whiteoutName(next), path) {
+                    try writer.writeWhiteout(for: next)
+                    pending.removeFirst()
+                }
+                archive_entry_copy_pathname(entry, path)
+                if let link = archive_entry_hardlink(entry), let target = LayerPath.normalized(String(cString: link)) {
+                    archive_entry_copy_hardlink(entry, target)
+                }
+                archive_entry_set_uname(entry, nil)
+                archive_entry_set_gname(entry, nil)
+                let capture: ((Data) -> Void)? =
+                    path == "image/config.xml"
+                    ? { data in description = try? DescriptionInfo(document: XMLDocument(data: data, name: "image/config.xml")) } : nil
+                try writer.write(entry: entry, contentFrom: reader, capture: capture)
+            }
+            for path in pending { try writer.writeWhiteout(for: path) }
+        }
+    }
+
+    /// Writes whiteouts and entries merged in layer order; `writeEntry` writes one changed path.
+    private static func merge(
+        changed: [String], whiteouts: [String], writer: LayerWriter, writeEntry: (String) throws -> Void
+    ) throws {
+        var pending = whiteouts[...]
+        for path in changed {
+            while let next = pending.first, TreeManifest.precedes(LayerPath.whiteoutName(next), path) {
+                try writer.writeWhiteout(for: next)
+                pending.removeFirst()
+            }
+            try writeEntry(path)
+        }
+        for path in pending { try writer.writeWhiteout(for: path) }
+    }
+
+    /// The common part of both stash paths: lock, diff against the parent, write the layer through
+    /// `writeLayer(writer, changedPaths, whiteoutPaths)`, then config, manifest and tag.
+    private func writeStash(
+        reference: StashReference, manifest tree: TreeManifest, compression: LayerCompression, architecture: String?,
+        description: DescriptionInfo?, createdBy: String, deletedOverride: [String]? = nil,
+        descriptionFromLayer: () -> DescriptionInfo? = { nil },
+        writeLayer: (LayerWriter, [String], [String]) throws -> Void
+    ) throws -> StashResult {
+        let lock = try lock(name: reference.name)
+        defer { _ = lock }
+        let finalPath = layoutPath(name: reference.name)
+        let isFirst = !OCILayout.exists(at: finalPath)
+        // A first stash is built in a temporary layout and renamed into place, so failures leave nothing.
+        let workingPath = isFirst ? directory + "/.tmp-" + UUID().uuidString : finalPath
+        if isFirst { try FileManager.default.makeDirectory(directory) }
+        let layout = try OCILayout.create(at: workingPath)
+        var success = false
+        defer { if isFirst, !success { try? FileManager.default.removeItem(atPath: workingPath) } }
+
+        let parent = try parent(layout: isFirst ? nil : layout, tag: reference.tag)
+        let previousTree = try parent.flatMap { try storedTreeManifest(layout: layout, manifest: $0.manifest) }
+        var (changed, deleted) = TreeManifest.changes(from: previousTree, to: tree)
+        if let deletedOverride { deleted = deletedOverride }
+        // A directory that became something else (or the reverse) needs a whiteout before its new entry.
+        var whiteouts = deleted
+        if let previousTree {
+            let changedSet = Set(changed)
+            var wasDirectory: [String: Bool] = [:]
+            for entry in previousTree.entries where changedSet.contains(entry.path) { wasDirectory[entry.path] = entry.kind == .directory }
+            for entry in tree.entries where changedSet.contains(entry.path) {
+                if let before = wasDirectory[entry.path], before != (entry.kind == .directory) { whiteouts.append(entry.path) }
+            }
+        }
+        whiteouts = Array(Set(whiteouts)).sorted { TreeManifest.precedes(LayerPath.whiteoutName($0), LayerPath.whiteoutName($1)) }
+
+        let writer = try LayerWriter(outputPath: layout.temporaryBlobPath(), compression: compression)
+        try writeLayer(writer, changed, whiteouts)
+        let written = try writer.finish()
+        try layout.importBlob(fromFile: writer.outputPath, expectedDigest: written.digest, verified: true)
+        let layer = Descriptor(mediaType: compression.mediaType, digest: written.digest, size: written.size)
+        let treeBlob = try layout.writeBlob(tree.serialized(), mediaType: TreeManifest.mediaType)
+
+        let now = OCIJSON.timestamp()
+        var config =
+            parent?.config
+            ?? ImageConfig(architecture: architecture ?? Platform.goArchitecture(TreeArchitecture.hostMachine()))
+        if let architecture { config.architecture = architecture }
+        config.created = now
+        config.rootfs.diffIDs.append(written.diffID)
+        var history = config.history ?? []
+        history.append(
+            ImageConfig.History(
+                created: now, createdBy: createdBy,
+                comment: parent == nil ? "whole tree" : "\(changed.count) changed, \(whiteouts.count) deleted"))
+        config.history = history
+        var labels = config.labels
+        labels[Label.created] = now
+        if let info = description ?? descriptionFromLayer() {
+            if let value = info.name { labels[Label.descriptionName] = value }
+            if let value = info.version { labels[Label.descriptionVersion] = value }
+            if let value = info.author {
+                labels[Label.author] = value
+                config.author = value
+            }
+        }
+        config.labels = labels
+        let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)
+        let layers = (parent?.manifest.layers ?? []) + [layer]
+        let manifest = Manifest(
+            config: configBlob, layers: layers,
+            annotations: [TreeManifest.annotation: treeBlob.digest.description, AnnotationKey.created: now])
+        let manifestBlob = try layout.writeBlob(OCIJSON.encode(manifest), mediaType: MediaType.imageManifest)
+        try layout.setTag(reference.tag, to: manifestBlob)
+        if isFirst {
+            let parentDirectory = (finalPath as NSString).deletingLastPathComponent
+            try FileManager.default.makeDirectory(parentDirectory)
+            guard rename(workingPath, finalPath) == 0 else {
+                throw BoxstackError(.permission, "cannot move the new stash into \(finalPath): \(String(cString: strerror(errno))).")
+            }
+        } else {
+            try layout.garbageCollect()
+        }
+        success = true
+        return StashResult(
+            reference: reference, manifest: manifestBlob, layer: layer, layerCount: layers.count,
+            entryCount: written.entryCount, whiteoutCount: whiteouts.count)
+    }
+
+    // MARK: List and remove
+
+    /// Every stash name in the store with its tags, sorted by name.
+    public func list() throws -> [StashSummary] {
+        var summaries: [StashSummary] = []
+        for name in stashNames() {
+            let lock = try lock(name: name, shared: true)
+            defer { _ = lock }
+            guard let layout = try? OCILayout(opening: layoutPath(name: name)) else { continue }
+            var tags: [StashTagSummary] = []
+            for descriptor in try layout.index().manifests {
+                guard let tag = descriptor.refName, let (_, manifest) = try? layout.resolveManifest(descriptor) else { continue }
+                let config = try? layout.readJSON(ImageConfig.self, manifest.config.digest)
+                tags.append(
+                    StashTagSummary(
+                        tag: tag, digest: descriptor.digest.description, layerCount: manifest.layers.count,
+                        size: manifest.layers.reduce(0) { $0 + $1.size }, created: config?.created))
+            }
+            let blobs = (try? FileManager.default.contentsOfDirectory(atPath: layout.path + "/blobs/sha256")) ?? []
+            let total = blobs.compactMap { ContentDigest("sha256:" + $0).flatMap(layout.blobSize) }.reduce(0, +)
+            summaries.append(StashSummary(name: name, tags: tags, totalSize: total))
+        }
+        return summaries
+    }
+
+    /// Names of the stashes: every directory below the store holding an `oci-layout` file.
+    private func stashNames() -> [String] {
+        var names: [String] = []
+        func walk(_ relative: String) {
+            let path = relative.isEmpty ? directory : directory + "/" + relative
+            guard let children = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+            for child in children.sorted() where !child.hasPrefix(".") && child != "blobs" {
+                let childRelative = relative.isEmpty ? child : relative + "/" + child
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: directory + "/" + childRelative, isDirectory: &isDirectory),
+                    isDirectory.boolValue
+                else { continue }
+                if OCILayout.exists(at: directory + "/" + childRelative) { names.append(childRelative) }
+                walk(childRelative)
+            }
+        }
+        walk("")
+        return names
+    }
+
+    /// Removes tag `tag` of stash `name` (the whole stash when `tag` is nil or its last tag goes) and
+    /// deletes blobs nothing refers to any more.
+    public func remove(name: String, tag: String? = nil) throws {
+        let lock = try lock(name: name)
+        defer { _ = lock }
+        let layout = try layout(name: name)
+        if let tag {
+            guard try layout.removeTag(tag) else {
+                throw BoxstackError(.notFound, "the stash \(name) has no tag \(tag); see boxstack stash --list.")
+            }
+            if try !layout.tags().isEmpty {
+                try layout.garbageCollect()
+                return
+            }
+        }
+        // Move the layout aside first so no reader ever sees a half-deleted one.
+        let trash = directory + "/.tmp-" + UUID().uuidString
+        guard rename(layout.path, trash) == 0 else {
+            throw BoxstackError(.permission, "cannot remove \(layout.path): \(String(cString: strerror(errno))).")
+        }
+        // A nested stash (name/other) lives inside this directory; move it back.
+        try removeLayoutKeepingNested(trash: trash, original: layout.path)
+    }
+
+    private func removeLayoutKeepingNested(trash: String, original: String) throws {
+        let children = (try? FileManager.default.contentsOfDirectory(atPath: trash)) ?? []
+        let layoutFiles: Set<String> = ["oci-layout", "index.json", "blobs"]
+        let nested = children.filter { !layoutFiles.contains($0) }
+        if !nested.isEmpty {
+            try FileManager.default.makeDirectory(original)
+            for child in nested { rename(trash + "/" + child, original + "/" + child) }
+        }
+        try FileManager.default.removeItem(atPath: trash)
+    }
+
+    // MARK: Unpack
+
+    /// Stacks the images `references` into `root`, in the order given: each image's layers are applied
+    /// in order with OCI whiteout semantics, and later images overwrite earlier ones.
+    ///
+    /// Throws, naming the entry, when any entry would write outside `root` (an absolute name, `..`, a
+    /// path through a symlink that leads outside, a hard link to outside). As non-root, owners and device
+    /// nodes that cannot be restored are counted in the report instead of failing.
+    @discardableResult
+    public func unpack(_ references: [StashReference], into root: String) throws -> UnpackReport {
+        let names = Array(Set(references.map(\.name))).sorted()
+        let locks = try names.map { try lock(name: $0, shared: true) }
+        defer { _ = locks }
+        var plan: [(label: String, layers: [(path: String, description: String)])] = []
+        for reference in references {
+            let layout = try layout(name: reference.name)
+            guard let (_, manifest) = try layout.manifest(tag: reference.tag, architecture: nil) else {
+                throw BoxstackError(.notFound, "the stash \(reference.name) has no tag \(reference.tag); see boxstack stash --list.")
+            }
+            var layers: [(String, String)] = []
+            for (index, layer) in manifest.layers.enumerated() {
+                guard layout.hasBlob(layer.digest) else {
+                    throw BoxstackError(.notFound, "layer \(index + 1) (\(layer.digest)) of \(reference) is missing from the store.")
+                }
+                layers.append((layout.blobPath(layer.digest), "layer \(index + 1) of \(reference)"))
+            }
+            plan.append((reference.description, layers))
+        }
+        try FileManager.default.makeDirectory(root)
+        let unpacker = try TreeUnpacker(root: root)
+        for image in plan {
+            for layer in image.layers { try unpacker.apply(layerPath: layer.path, description: layer.description) }
+        }
+        return try unpacker.finish()
+    }
+}
+
+/// Names inside layers.
+enum LayerPath {
+    /// `path` without a leading `./` or trailing `/`; nil for absolute names or names with `..`.
+    static func normalized(_ raw: String) -> String? {
+        if raw.hasPrefix("/") { return nil }
+        var components: [Substring] = []
+        for component in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." { return nil }
+            components.append(component)
+        }
+        return components.joined(separator: "/")
+    }
+
+    /// The whiteout name that deletes `path` (`dir/.wh.name`).
+    static func whiteoutName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return ".wh." + path }
+        return path[..<slash] + "/.wh." + path[path.index(after: slash)...]
+    }
+}
+
+/// Finds the CPU architecture of a root tree from an ELF binary in it.
+enum TreeArchitecture {
+    /// The Go architecture name of the tree's `/usr/bin/env` (or `/bin/sh`), or nil when neither is ELF.
+    static func detect(root: String) -> String? {
+        for candidate in ["/usr/bin/env", "/bin/sh", "/usr/bin/bash"] {
+            guard let handle = FileHandle(forReadingAtPath: root + candidate) else { continue }
+            defer { try? handle.close() }
+            guard let header = try? handle.read(upToCount: 20), header.count == 20, header.starts(with: [0x7F, 0x45, 0x4C, 0x46])
+            else { continue }
+            let machine = UInt16(header[header.startIndex + 18]) | UInt16(header[header.startIndex + 19]) << 8
+            switch machine {
+            case 0x3E: return "amd64"
+            case 0xB7: return "arm64"
+            case 0x28: return "arm"
+            case 0x03: return "386"
+            case 0xF3: return "riscv64"
+            case 0x15: return "ppc64le"
+            case 0x16: return "s390x"
+            default: continue
+            }
+        }
+        return nil
+    }
+
+    /// `uname -m` of this host.
+    static func hostMachine() -> String {
+        var names = utsname()
+        uname(&names)
+        return withUnsafeBytes(of: names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,8 @@
+import BoxstackCommands
+
+@main
+struct Entrypoint {
+    static func main() async {
+        await Boxstack.main(nil)
+    }
+}

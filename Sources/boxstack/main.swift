@@ -1,3 +1,0 @@
-import BoxstackCommands
-
-await Boxstack.main()

@@ -1,0 +1,97 @@
+import BoxstackCore
+import Foundation
+import TestSupport
+import Testing
+
+/// Boxes/agent/boxstack-agent is plain sh, so its host-independent verbs run here as they do in a box.
+@Suite struct BoxAgentTests {
+    static let agent = repositoryRoot + "/Boxes/agent/boxstack-agent"
+
+    func agent(_ arguments: [String]) throws -> ProcessResult {
+        try Subprocess.run(["sh", Self.agent] + arguments)
+    }
+
+    /// Splits tree-manifest output into (path, fields, link target) records.
+    func manifestRecords(_ data: Data) -> [String: (fields: [String], link: String)] {
+        let parts = String(decoding: data, as: UTF8.self).components(separatedBy: "\0")
+        var records: [String: (fields: [String], link: String)] = [:]
+        var index = 0
+        while index + 1 < parts.count {
+            let fields = parts[index].components(separatedBy: "\t")
+            if fields.count == 7 { records[fields[6]] = (fields, parts[index + 1]) }
+            index += 2
+        }
+        return records
+    }
+
+    @Test func helloReportsProtocolVersionAndArchitecture() throws {
+        let result = try agent(["hello"]).check()
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.first == "agent-version=1")
+        #expect(lines.contains("arch=\(try Subprocess.run(["uname", "-m"]).output.trimmingCharacters(in: .whitespacesAndNewlines))"))
+        #expect(lines.contains { $0.hasPrefix("kiwi-version=") })
+    }
+
+    @Test(arguments: [["bogus"], [], ["mount", "nfs", "tag", "/mnt"], ["run", "--env", "1X=y", "--", "true"], ["hello", "extra"]])
+    func misuseExitsTwoWithOneLine(arguments: [String]) throws {
+        let result = try agent(arguments)
+        #expect(result.status == .terminated(code: 2))
+        #expect(result.errorOutput.split(separator: "\n").count == 1, "\(result.errorOutput)")
+        #expect(result.errorOutput.hasPrefix("boxstack-agent: "))
+    }
+
+    @Test func runPassesDirectoryEnvironmentAndExitCode() throws {
+        let workspace = try TemporaryDirectory("agent-run")
+        let result = try agent(["run", "--cwd", workspace.path, "--env", "GREETING=hi there", "--",
+                                "sh", "-c", "echo \"$GREETING\"; pwd; exit 7"])
+        #expect(result.status == .terminated(code: 7))
+        let directory = URL(fileURLWithPath: workspace.path).standardizedFileURL.path
+        #expect(result.output == "hi there\n\(directory)\n")
+    }
+
+    @Test func treeManifestListsEveryEntryWithLinkTargets() throws {
+        let workspace = try TemporaryDirectory("agent-manifest")
+        let root = workspace.file("root")
+        try Subprocess.run(["sh", "-c", """
+            set -e; mkdir -p "$1/etc" "$1/proc/1" "$1/dev"; printf abc > "$1/etc/file"; chmod 640 "$1/etc/file"
+            ln -s file "$1/etc/link"; touch "$1/proc/1/status" "$1/dev/null"
+            """, "sh", root]).check()
+
+        let records = manifestRecords(try agent(["tree-manifest", root]).check().standardOutput)
+        #expect(Set(records.keys) == ["etc", "etc/file", "etc/link", "proc", "dev"])
+        let file = try #require(records["etc/file"])
+        #expect(file.fields[0] == "f" && file.fields[1] == "640" && file.fields[4] == "3")
+        let link = try #require(records["etc/link"])
+        #expect(link.fields[0] == "l" && link.link == "file")
+        #expect(records["etc"]?.fields[0] == "d")
+    }
+
+    @Test func exportAndImportKeepSymlinksHardlinksAndModes() throws {
+        let workspace = try TemporaryDirectory("agent-roundtrip")
+        let source = workspace.file("source")
+        try Subprocess.run(["sh", "-c", """
+            set -e; mkdir -p "$1/bin" "$1/secret"; printf '#!/bin/sh\\n' > "$1/bin/tool"; chmod 4755 "$1/bin/tool"
+            ln "$1/bin/tool" "$1/bin/tool-again"; ln -s ../bin/tool "$1/secret/link"; chmod 700 "$1/secret"
+            printf 'not asked for' > "$1/bin/skipped"
+            """, "sh", source]).check()
+        let list = workspace.file("list")
+        try Data(["bin", "bin/tool", "bin/tool-again", "secret", "secret/link"].map { $0 + "\0" }.joined().utf8)
+            .write(to: URL(fileURLWithPath: list))
+        let archive = workspace.file("tree.tar")
+        try agent(["tree-export", source, list, archive]).check()
+
+        let target = workspace.file("target")
+        try agent(["tree-import", target, archive]).check()
+
+        let files = FileManager.default
+        #expect(!files.fileExists(atPath: target + "/bin/skipped"))
+        #expect(try files.destinationOfSymbolicLink(atPath: target + "/secret/link") == "../bin/tool")
+        let tool = try files.attributesOfItem(atPath: target + "/bin/tool")
+        let again = try files.attributesOfItem(atPath: target + "/bin/tool-again")
+        #expect((tool[.posixPermissions] as? Int) == 0o4755)
+        #expect((tool[.systemFileNumber] as? Int) == (again[.systemFileNumber] as? Int))
+        #expect((tool[.referenceCount] as? Int) == 2)
+        let secret = try files.attributesOfItem(atPath: target + "/secret")
+        #expect((secret[.posixPermissions] as? Int) == 0o700)
+    }
+}

@@ -1,0 +1,61 @@
+import BoxstackCore
+import Foundation
+import Machine
+import Testing
+import TestSupport
+
+@Suite struct AcceleratorTests {
+    @Test func foreignArchitectureRunsUnderTCGWithANotice() throws {
+        let cache = try TemporaryDirectory("accel")
+        let foreign: MachineArchitecture = MachineArchitecture.host == .aarch64 ? .x86_64 : .aarch64
+        let choice = AcceleratorSelector(cacheDirectory: cache.path, environment: [:]).choose(for: foreign, probeKernel: "/unused")
+        #expect(choice.accelerator == .tcg)
+        #expect(choice.notice?.contains("runs under TCG emulation") == true)
+    }
+
+    @Test func noAccelFlagAndEnvironmentForceTCGWithoutNotice() throws {
+        let cache = try TemporaryDirectory("accel")
+        let selector = AcceleratorSelector(cacheDirectory: cache.path, kvmDevice: "/dev/null", environment: [:])
+        #expect(selector.choose(for: .host, probeKernel: "/unused", noAccel: true) == AcceleratorChoice(accelerator: .tcg, notice: nil))
+        let fromEnvironment = AcceleratorSelector(cacheDirectory: cache.path, kvmDevice: "/dev/null", environment: ["BOXSTACK_NO_ACCEL": "1"])
+        #expect(fromEnvironment.choose(for: .host, probeKernel: "/unused").accelerator == .tcg)
+    }
+
+    @Test func missingKVMDeviceFallsBackToTCG() throws {
+        let cache = try TemporaryDirectory("accel")
+        let choice = AcceleratorSelector(cacheDirectory: cache.path, kvmDevice: "/nonexistent/kvm", environment: [:])
+            .choose(for: .host, probeKernel: "/unused")
+        #expect(choice.accelerator == .tcg)
+        #expect(choice.notice == "notice: /nonexistent/kvm does not exist, so the box runs under TCG emulation, which is slower (add yourself to group kvm to fix it).")
+    }
+
+    /// The probe's verdict is cached per host boot, so later runs pay nothing for it.
+    @Test func probeVerdictIsCachedPerBoot() throws {
+        let cache = try TemporaryDirectory("accel")
+        let bootID = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let verdictFile = cache.file("kvm-probe-\(MachineArchitecture.host.name)-\(bootID)")
+        // /dev/null stands in for a read-write /dev/kvm; the kernel path is never used because the verdict is cached.
+        let selector = AcceleratorSelector(cacheDirectory: cache.path, kvmDevice: "/dev/null", environment: [:])
+        try Data("kvm\n".utf8).write(to: URL(fileURLWithPath: verdictFile))
+        #expect(selector.choose(for: .host, probeKernel: "/nonexistent").accelerator == .kvm)
+        try Data("tcg\n".utf8).write(to: URL(fileURLWithPath: verdictFile))
+        let fallback = selector.choose(for: .host, probeKernel: "/nonexistent")
+        #expect(fallback.accelerator == .tcg)
+        #expect(fallback.notice?.contains("did not boot under KVM") == true)
+    }
+
+    /// On this project's machines /dev/kvm exists but hangs guests: the bounded probe must say TCG, in
+    /// about the probe's timeout. Set BOXSTACK_HOST_HAS_WORKING_KVM=1 on a host where KVM works.
+    @Test(.enabled(if: LibvirtTestHost.boxFile("kernel") != nil, "needs the built debian box kernel"))
+    func realProbeChoosesTCGWhereKVMHangs() throws {
+        let kernel = try #require(LibvirtTestHost.boxFile("kernel"))
+        let cache = try TemporaryDirectory("accel")
+        let started = ContinuousClock.now
+        let choice = AcceleratorSelector(cacheDirectory: cache.path, environment: [:]).choose(for: .x86_64, probeKernel: kernel)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let kvmWorks = ProcessInfo.processInfo.environment["BOXSTACK_HOST_HAS_WORKING_KVM"] == "1"
+        #expect(choice.accelerator == (kvmWorks ? .kvm : .tcg))
+        if !kvmWorks { #expect(choice.notice != nil) }
+    }
+}

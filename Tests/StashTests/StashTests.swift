@@ -1,0 +1,399 @@
+import BoxstackCore
+import Foundation
+import OCI
+import Stash
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A store and a scratch area in one temporary directory.
+private struct Scratch {
+    let directory: TemporaryDirectory
+    let store: StashStore
+    init() throws {
+        directory = try TemporaryDirectory("stash-test")
+        store = StashStore(directory: directory.file("store"))
+    }
+    func path(_ relative: String) -> String { directory.file(relative) }
+}
+
+/// Puts an image made of uncompressed `layers` (tar files) into the store as `name:latest`.
+private func storeImage(_ store: StashStore, name: String, layers: [String]) throws {
+    let layout = try OCILayout.create(at: store.layoutPath(name: name))
+    var config = ImageConfig(architecture: "amd64")
+    var descriptors: [Descriptor] = []
+    for tar in layers {
+        let (digest, size) = try layout.importBlob(fromFile: tar)
+        descriptors.append(Descriptor(mediaType: MediaType.layerTar, digest: digest, size: size))
+        config.rootfs.diffIDs.append(digest)
+    }
+    let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)
+    let manifest = try layout.writeBlob(OCIJSON.encode(Manifest(config: configBlob, layers: descriptors)), mediaType: MediaType.imageManifest)
+    try layout.setTag("latest", to: manifest)
+}
+
+@Suite struct StashRoundTripTests {
+    @Test func unpackedStashEqualsTheTreeEntryByEntry() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        let result = try scratch.store.stash(root: tree)
+        #expect(result.reference.description == "sample-image:latest")
+        #expect(result.layerCount == 1)
+
+        let unpacked = scratch.path("unpacked")
+        let report = try scratch.store.unpack([result.reference], into: unpacked)
+        #expect(report.summary.isEmpty, "\(report.summary)")
+        let differences = TreeFixture.differences(try TreeFixture.snapshot(tree), try TreeFixture.snapshot(unpacked))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+        // The excluded directories are kept, empty.
+        #expect(FileManager.default.fileExists(atPath: unpacked + "/proc"))
+        #expect(!FileManager.default.fileExists(atPath: unpacked + "/proc/ignored"))
+        #expect(!FileManager.default.fileExists(atPath: unpacked + "/dev/console-file"))
+    }
+
+    @Test func secondStashAddsOneLayerWithOnlyTheChanges() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        try scratch.store.stash(root: tree, name: "incremental")
+        try TreeFixture.shell(
+            """
+            printf 'changed\\n' > etc/hostname
+            printf 'new' > usr/lib/new-file
+            rm usr/bin/dangling
+            rm -r usr/lib/deep
+            chmod 0700 var/empty
+            """, in: tree)
+        let second = try scratch.store.stash(root: tree, name: "incremental")
+        #expect(second.layerCount == 2)
+
+        let layout = try OCILayout(opening: scratch.store.layoutPath(name: "incremental"))
+        let manifest = try #require(try layout.manifest(tag: "latest")).manifest
+        #expect(manifest.layers.count == 2)
+        let entries = try TreeFixture.tarEntries(layout.blobPath(manifest.layers[1].digest))
+        #expect(
+            entries == [
+                "etc/hostname", "usr/bin/", "usr/bin/.wh.dangling", "usr/lib/", "usr/lib/.wh.deep", "usr/lib/new-file",
+                "var/empty/",
+            ])
+        let config = try layout.readJSON(ImageConfig.self, manifest.config.digest)
+        #expect(config.rootfs.diffIDs.count == 2)
+        #expect(config.history?.count == 2)
+        #expect(config.labels[StashStore.Label.descriptionName] == "sample-image")
+        #expect(config.labels[StashStore.Label.descriptionVersion] == "1.2.3")
+        #expect(config.labels[StashStore.Label.author] == "Test Author")
+
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([try StashReference(parsing: "incremental")], into: unpacked)
+        let differences = TreeFixture.differences(try TreeFixture.snapshot(tree), try TreeFixture.snapshot(unpacked))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+    }
+
+    @Test func directoryReplacedByFileAndFileByDirectory() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p a/sub b && echo 1 > a/sub/x && echo 2 > a/y && echo 3 > b/file && echo 4 > c", in: tree)
+        try scratch.store.stash(root: tree, name: "swap")
+        try TreeFixture.shell("rm -r a && echo now-a-file > a && rm c && mkdir c && echo inside > c/z", in: tree)
+        let result = try scratch.store.stash(root: tree, name: "swap")
+        let layout = try OCILayout(opening: scratch.store.layoutPath(name: "swap"))
+        let entries = try TreeFixture.tarEntries(layout.blobPath(result.layer.digest))
+        #expect(entries == [".wh.a", ".wh.c", "a", "c/", "c/z"])
+
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([try StashReference(name: "swap")], into: unpacked)
+        let differences = TreeFixture.differences(try TreeFixture.snapshot(tree), try TreeFixture.snapshot(unpacked))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+    }
+
+    @Test func laterImagesOverwriteEarlierOnesAndApplyTheirWhiteouts() throws {
+        let scratch = try Scratch()
+        let base = scratch.path("base")
+        try TreeFixture.shell("mkdir -p etc data && echo base > etc/motd && echo keep > etc/keep && echo d > data/file", in: base)
+        try scratch.store.stash(root: base, name: "base")
+        let top = scratch.path("top")
+        try TreeFixture.shell("mkdir -p etc data && echo top > etc/motd && echo d > data/file", in: top)
+        try scratch.store.stash(root: top, name: "top")
+        try TreeFixture.shell("rm -r data && echo extra > etc/extra", in: top)
+        try scratch.store.stash(root: top, name: "top")
+
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([try StashReference(name: "base"), try StashReference(name: "top")], into: unpacked)
+        #expect(try String(contentsOfFile: unpacked + "/etc/motd", encoding: .utf8) == "top\n")
+        #expect(FileManager.default.fileExists(atPath: unpacked + "/etc/keep"))
+        #expect(FileManager.default.fileExists(atPath: unpacked + "/etc/extra"))
+        // top's whiteout of data/ also removes base's data/.
+        #expect(!FileManager.default.fileExists(atPath: unpacked + "/data"))
+    }
+
+    @Test func gzipCompressionOnRequest() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p etc && echo hi > etc/file", in: tree)
+        let result = try scratch.store.stash(root: tree, name: "gz", compression: .gzip)
+        #expect(result.layer.mediaType == MediaType.layerGzip)
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([result.reference], into: unpacked)
+        #expect(try String(contentsOfFile: unpacked + "/etc/file", encoding: .utf8) == "hi\n")
+    }
+
+    @Test func listShowsTagsLayersAndSizesAndRemoveCollectsBlobs() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p etc && echo hi > etc/file", in: tree)
+        try scratch.store.stash(root: tree, name: "team/base", tag: "v1")
+        try TreeFixture.shell("echo more > etc/more", in: tree)
+        try scratch.store.stash(root: tree, name: "team/base", tag: "v2")
+        let list = try scratch.store.list()
+        #expect(list.map(\.name) == ["team/base"])
+        #expect(list[0].tags.map(\.tag) == ["v1", "v2"])
+        #expect(list[0].tags.map(\.layerCount) == [1, 2])
+        #expect(list[0].tags.allSatisfy { $0.created != nil && $0.size > 0 })
+
+        let layout = try OCILayout(opening: scratch.store.layoutPath(name: "team/base"))
+        let blobsBefore = try FileManager.default.contentsOfDirectory(atPath: layout.path + "/blobs/sha256").count
+        try scratch.store.remove(name: "team/base", tag: "v2")
+        let blobsAfter = try FileManager.default.contentsOfDirectory(atPath: layout.path + "/blobs/sha256").count
+        #expect(blobsAfter < blobsBefore)
+        #expect(try scratch.store.list()[0].tags.map(\.tag) == ["v1"])
+        try scratch.store.remove(name: "team/base")
+        #expect(try scratch.store.list().isEmpty)
+    }
+}
+
+@Suite struct StashNameTests {
+    @Test(arguments: ["Bad_Name", "UPPER", "-leading", "trailing-", "has space", "a//b"])
+    func invalidNamesGetAHelpfulMessage(name: String) throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p etc", in: tree)
+        let error = try #require(throws: BoxstackError.self) { try scratch.store.stash(root: tree, name: name) }
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.contains("--container-name"))
+        #expect(error.message.contains("not a valid container name"))
+    }
+
+    @Test func defaultNameComesFromTheDescriptionAndIsValidated() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.makeSampleTree(at: tree, imageName: "Leap-VM")
+        let error = try #require(throws: BoxstackError.self) { try scratch.store.stash(root: tree) }
+        #expect(error.message.contains("\"Leap-VM\""))
+        #expect(error.message.contains("leap-vm"))
+        #expect(try scratch.store.list().isEmpty)
+    }
+
+    @Test func parsesNameAndTag() throws {
+        let reference = try StashReference(parsing: "team/base:2021-10-08")
+        #expect(reference.name == "team/base")
+        #expect(reference.tag == "2021-10-08")
+        #expect(try StashReference(parsing: "plain").tag == "latest")
+    }
+
+    @Test func unreadablePathIsNamedAndNothingIsStored() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p etc secret && echo s > secret/key && echo hi > etc/file", in: tree)
+        if TreeFixture.isRoot {
+            // Root reads everything, so check the other half of the promise: the same tree stashes fine.
+            #expect(throws: Never.self) { try scratch.store.stash(root: tree, name: "readable") }
+            return
+        }
+        chmod(tree + "/secret", 0)
+        let error = try #require(throws: BoxstackError.self) { try scratch.store.stash(root: tree, name: "unreadable") }
+        chmod(tree + "/secret", 0o755)
+        #expect(error.message.contains(tree + "/secret"))
+        #expect(error.message.contains("root"))
+        #expect(try scratch.store.list().isEmpty)
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: scratch.store.directory)) ?? []
+        #expect(leftovers.filter { $0 != ".locks" }.isEmpty)
+    }
+}
+
+@Suite struct HostileLayerTests {
+    private func expectRefused(_ members: [(name: String, type: String, link: String, content: String)], naming entry: String) throws {
+        let scratch = try Scratch()
+        let tar = scratch.path("layer.tar")
+        try TreeFixture.writeTar(tar, members: members)
+        try storeImage(scratch.store, name: "hostile", layers: [tar])
+        let outside = scratch.path("outside")
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try "original".write(toFile: outside + "/victim", atomically: false, encoding: .utf8)
+        let root = scratch.path("root/inner")
+        let error = try #require(throws: BoxstackError.self) {
+            try scratch.store.unpack([try StashReference(name: "hostile")], into: root)
+        }
+        #expect(error.message.contains(entry.debugDescription), "\(error.message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["victim"])
+        #expect(try String(contentsOfFile: outside + "/victim", encoding: .utf8) == "original")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path("root")) == ["inner"])
+    }
+
+    @Test func dotDotNameIsRefused() throws {
+        try expectRefused([("../../outside/evil", "file", "", "x")], naming: "../../outside/evil")
+    }
+
+    @Test func absoluteNameIsRefused() throws {
+        try expectRefused([("/tmp/boxstack-absolute-evil", "file", "", "x")], naming: "/tmp/boxstack-absolute-evil")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/boxstack-absolute-evil"))
+    }
+
+    @Test func writingThroughARelativeSymlinkOutsideIsRefused() throws {
+        try expectRefused(
+            [("escape", "symlink", "../../outside", ""), ("escape/victim", "file", "", "overwritten")], naming: "escape/victim")
+    }
+
+    @Test func writingThroughAnAbsoluteSymlinkIsRefused() throws {
+        try expectRefused(
+            [("escape", "symlink", "/tmp", ""), ("escape/boxstack-evil", "file", "", "x")], naming: "escape/boxstack-evil")
+    }
+
+    @Test func hardlinkToOutsideIsRefused() throws {
+        try expectRefused([("link", "hardlink", "../../outside/victim", "")], naming: "link")
+    }
+
+    @Test func hardlinkThroughASymlinkOutsideIsRefused() throws {
+        try expectRefused([("escape", "symlink", "../..", ""), ("link", "hardlink", "escape/outside/victim", "")], naming: "link")
+    }
+
+    @Test func symlinksInsideTheTreeAreFollowed() throws {
+        let scratch = try Scratch()
+        let tar = scratch.path("layer.tar")
+        try TreeFixture.writeTar(
+            tar, members: [("usr/lib", "dir", "", ""), ("lib", "symlink", "usr/lib", ""), ("lib/file", "file", "", "in")])
+        try storeImage(scratch.store, name: "inside", layers: [tar])
+        let root = scratch.path("root")
+        try scratch.store.unpack([try StashReference(name: "inside")], into: root)
+        #expect(try String(contentsOfFile: root + "/usr/lib/file", encoding: .utf8) == "in")
+    }
+}
+
+/// Interoperability with skopeo and umoci; these suites need both installed.
+@Suite(.enabled(if: Subprocess.which("skopeo") != nil && Subprocess.which("umoci") != nil))
+struct StashInteropTests {
+    @Test func skopeoInspectsAndUmociUnpacksOurStash() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        // Debian's umoci 0.4.7 reads gzip layers only (zstd needs umoci 0.5); skopeo reads both.
+        try scratch.store.stash(root: tree, name: "interop", tag: "v1", compression: .gzip)
+        try TreeFixture.shell("echo changed > etc/hostname && rm usr/bin/dangling", in: tree)
+        try scratch.store.stash(root: tree, name: "interop", tag: "v1", compression: .gzip)
+        try scratch.store.stash(root: tree, name: "interop", tag: "zstd")
+        let zstd = try Subprocess.run(["skopeo", "inspect", "oci:" + scratch.store.layoutPath(name: "interop") + ":zstd"]).check()
+        #expect(zstd.output.contains("\"Layers\""))
+
+        let image = scratch.store.layoutPath(name: "interop") + ":v1"
+        let inspect = try Subprocess.run(["skopeo", "inspect", "oci:" + image]).check()
+        let json = try #require(try JSONSerialization.jsonObject(with: inspect.standardOutput) as? [String: Any])
+        #expect((json["Layers"] as? [String])?.count == 2)
+        #expect((json["Labels"] as? [String: String])?[StashStore.Label.descriptionName] == "sample-image")
+
+        let bundle = scratch.path("bundle")
+        var arguments = ["umoci", "unpack", "--image", image, bundle]
+        if !TreeFixture.isRoot { arguments.insert("--rootless", at: 2) }
+        try Subprocess.run(arguments).check()
+        // umoci does not restore symlink times.
+        let expected = try TreeFixture.snapshot(tree, symlinkTimes: false)
+        let actual = try TreeFixture.snapshot(bundle + "/rootfs", symlinkTimes: false)
+        let differences = TreeFixture.differences(expected, actual)
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+    }
+
+    @Test func imageMadeByUmociWithWhiteoutsUnpacksCorrectly() throws {
+        let scratch = try Scratch()
+        let layout = scratch.store.layoutPath(name: "from-umoci")
+        let bundle = scratch.path("bundle")
+        let rootless = TreeFixture.isRoot ? [] : ["--rootless"]
+        try Subprocess.run(["umoci", "init", "--layout", layout]).check()
+        try Subprocess.run(["umoci", "new", "--image", layout + ":latest"]).check()
+        try Subprocess.run(["umoci", "unpack"] + rootless + ["--image", layout + ":latest", bundle]).check()
+        try TreeFixture.shell(
+            "mkdir -p etc gone/deep opq && echo one > etc/a && echo two > gone/deep/f && echo o > opq/old && ln -s etc/a link",
+            in: bundle + "/rootfs")
+        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+        try TreeFixture.shell("rm -r gone && echo three > etc/a && rm opq/old && echo n > opq/new", in: bundle + "/rootfs")
+        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([try StashReference(name: "from-umoci")], into: unpacked)
+        // umoci rounds times to whole seconds in its layers; compare everything else.
+        let expected = try TreeFixture.snapshot(bundle + "/rootfs", times: false)
+        let actual = try TreeFixture.snapshot(unpacked, times: false)
+        let differences = TreeFixture.differences(expected, actual)
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+        #expect(!FileManager.default.fileExists(atPath: unpacked + "/gone"))
+    }
+}
+
+@Suite struct GuestExportTests {
+    /// The agent's `tree-manifest` and `tree-export` commands, run here on the host with the same tools.
+    private func agentManifest(_ root: String) throws -> Data {
+        try Subprocess.run([
+            "find", root, "(", "-path", root + "/dev/*", "-o", "-path", root + "/proc/*", "-o", "-path", root + "/sys/*",
+            "-o", "-path", root + "/run/*", ")", "-prune", "-o", "-printf", "%y\\t%m\\t%U\\t%G\\t%s\\t%T@\\t%P\\0%l\\0",
+        ]).check().standardOutput
+    }
+
+    private func agentExport(_ root: String, paths: [String], to tar: String, scratch: Scratch) throws {
+        let list = scratch.path("list")
+        try Data(paths.map { $0 + "\0" }.joined().utf8).write(to: URL(fileURLWithPath: list))
+        try Subprocess.run([
+            // GNU tar's --null and --no-recursion are positional: they must come before -T.
+            "tar", "-C", root, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "--no-recursion", "--null",
+            "-cf", tar, "-T", list,
+        ]).check()
+    }
+
+    @Test func stashFromAgentOutputEqualsTheTree() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        let first = try TreeManifest(agentOutput: agentManifest(tree))
+        let (all, none) = TreeManifest.changes(from: try scratch.store.previousTreeManifest(name: "guest"), to: first)
+        #expect(none.isEmpty)
+        try agentExport(tree, paths: all, to: scratch.path("full.tar"), scratch: scratch)
+        try scratch.store.appendLayer(name: "guest", fromTar: scratch.path("full.tar"), deleted: none, manifest: first)
+
+        try TreeFixture.shell("echo changed > etc/hostname && rm -r usr/lib/deep && rm usr/bin/dangling && echo n > new", in: tree)
+        let second = try TreeManifest(agentOutput: agentManifest(tree))
+        let previous = try #require(try scratch.store.previousTreeManifest(name: "guest"))
+        let (changed, deleted) = TreeManifest.changes(from: previous, to: second)
+        // Rewriting a file leaves its directory's mtime alone; deleting and creating entries does not.
+        #expect(Set(changed) == Set(["etc/hostname", "usr/bin", "usr/lib", "new"]))
+        #expect(deleted == ["usr/bin/dangling", "usr/lib/deep"])
+        try agentExport(tree, paths: changed, to: scratch.path("changes.tar"), scratch: scratch)
+        let result = try scratch.store.appendLayer(
+            name: "guest", fromTar: scratch.path("changes.tar"), deleted: deleted, manifest: second)
+        #expect(result.layerCount == 2)
+
+        let layout = try OCILayout(opening: scratch.store.layoutPath(name: "guest"))
+        let config = try layout.readJSON(ImageConfig.self, try #require(try layout.manifest(tag: "latest")).manifest.config.digest)
+        #expect(config.labels[StashStore.Label.descriptionName] == "sample-image")
+
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([result.reference], into: unpacked)
+        let differences = TreeFixture.differences(try TreeFixture.snapshot(tree), try TreeFixture.snapshot(unpacked))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+    }
+
+    @Test func layerOrderPutsParentsFirstAndWhiteoutsBeforeSiblings() {
+        let paths = ["b", "a/x", "a", "a-c", "a/.wh.y", ".wh.c", "a/b/c"]
+        #expect(paths.sorted(by: TreeManifest.precedes) == [".wh.c", "a", "a/.wh.y", "a/b/c", "a/x", "a-c", "b"])
+        #expect(!TreeManifest.precedes("a", "a"))
+    }
+
+    @Test func parsesAgentRecords() throws {
+        let output = Data("d\t755\t0\t0\t4096\t1700000000.5000000000\t\0\0l\t777\t0\t0\t7\t1700000001.1234567890\tbin\0usr/bin\0".utf8)
+        let manifest = try TreeManifest(agentOutput: output)
+        #expect(manifest.entries.count == 1)
+        #expect(manifest.entries[0].path == "bin")
+        #expect(manifest.entries[0].linkTarget == "usr/bin")
+        #expect(manifest.entries[0].mtimeNanoseconds == 1_700_000_001_123_456_789)
+        #expect(try TreeManifest(serialized: manifest.serialized()) == manifest)
+    }
+}
