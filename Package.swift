@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "StashTests", dependencies: ["Stash", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Stash", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "KiwiTests", dependencies: ["Kiwi", "XML", "BoxstackCore", "TestSupport"]),
-        .testTarget(name: "MachineTests", dependencies: ["Machine", "Sharing", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "Sharing", "BoxstackCore", "TestSupport"], exclude: ["Golden"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["BoxstackCommands", "BoxstackCore", "TestSupport"]),
         // Needs the built box and libvirt; Scripts/test runs it as a non-root user.

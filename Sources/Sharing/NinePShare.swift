@@ -27,7 +27,7 @@ public struct NinePShareBackend: ShareBackend {
 
     public func guestMountSteps() -> [GuestMountStep] {
         shares.enumerated().map { index, share in
-            .ninePee(tag: Self.tag(index), guestDirectory: share.guestPath, msize: msize)
+            .agent(arguments: ["mount", "9p", Self.tag(index), share.guestPath, String(msize)])
         }
     }
 }

@@ -1,6 +1,5 @@
 import BoxstackCore
 import Foundation
-import Guest
 import Machine
 
 /// A host directory that a run shares with its guest, mounted at `guestPath`.
@@ -21,31 +20,13 @@ public enum ShareKind: String, Sendable, CaseIterable {
     case sshfs
 }
 
-/// One step the controller runs in the guest, through the agent, after the agent answers, to mount a share.
+/// One step the controller runs in the guest, after the agent answers, to mount a share.
 public enum GuestMountStep: Sendable, Equatable {
-    /// `boxstack-agent mount 9p TAG GUESTDIR MSIZE`.
-    case ninePee(tag: String, guestDirectory: String, msize: Int)
-    /// `boxstack-agent mount virtiofs TAG GUESTDIR`.
-    case virtiofs(tag: String, guestDirectory: String)
-    /// `boxstack-agent sshfs-mount HOSTDIR GUESTDIR`: the channel stays open for the life of the mount and is
-    /// joined to a local `sftp-server` serving `hostDirectory` (Guest's `SFTPBridge`).
+    /// An agent invocation that mounts and exits, e.g. `["mount", "9p", TAG, DIR, MSIZE]`.
+    case agent(arguments: [String])
+    /// `sshfs-mount HOSTDIR GUESTDIR`: the agent's channel stays open for the life of the mount and is
+    /// connected to a local `sftp-server` serving `hostDirectory` (Guest's `SFTPBridge`).
     case sftpBridge(hostDirectory: String, guestDirectory: String)
-
-    /// Runs the step. For sshfs it returns the started bridge, which the caller keeps and stops at teardown.
-    public func perform(agent: GuestAgent, endpoint: SSHEndpoint) throws -> SFTPBridge? {
-        switch self {
-        case .ninePee(let tag, let guestDirectory, let msize):
-            try agent.mount9p(tag: tag, at: guestDirectory, msize: msize)
-        case .virtiofs(let tag, let guestDirectory):
-            try agent.mountVirtiofs(tag: tag, at: guestDirectory)
-        case .sftpBridge(let hostDirectory, let guestDirectory):
-            let bridge = SFTPBridge(
-                endpoint: endpoint, hostDirectory: hostDirectory, guestDirectory: guestDirectory, agentCommand: agent.agentCommand)
-            try bridge.start()
-            return bridge
-        }
-        return nil
-    }
 }
 
 /// A way to share host directories with a boxstack guest.

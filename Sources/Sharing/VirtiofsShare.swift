@@ -34,7 +34,7 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
     }
 
     public func guestMountSteps() -> [GuestMountStep] {
-        shares.enumerated().map { index, share in .virtiofs(tag: Self.tag(index), guestDirectory: share.guestPath) }
+        shares.enumerated().map { index, share in .agent(arguments: ["mount", "virtiofs", Self.tag(index), share.guestPath]) }
     }
 
     /// Paths where distributions install virtiofsd (QEMU 7.2's C version lives in /usr/lib/qemu).
@@ -106,8 +106,8 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
         let listener = try UnixListener(path: socketPath(index))
         defer { listener.close() }
         let logPath = "\(socketsDirectory)/virtiofsd\(index).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600])
-        guard let log = FileHandle(forWritingAtPath: logPath) else {
+        guard FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let log = FileHandle(forWritingAtPath: logPath) else {
             throw BoxstackError(.permission, "cannot write \(logPath).")
         }
         defer { try? log.close() }

@@ -1,4 +1,5 @@
 import BoxstackCore
+import CLibC
 import Crypto
 import Foundation
 
@@ -122,7 +123,6 @@ struct TreeScanner {
 
     /// A digest over all extended attributes (names and values; POSIX ACLs are among them), or "".
     private func xattrDigest(_ path: String) -> String {
-        guard let llistxattr = ExtendedAttributes.list, let lgetxattr = ExtendedAttributes.get else { return "" }
         let listSize = llistxattr(path, nil, 0)
         guard listSize > 0 else { return "" }
         var list = [CChar](repeating: 0, count: listSize)
@@ -142,20 +142,5 @@ struct TreeScanner {
             hasher.update(data: [0])
         }
         return hasher.finalize().hexString
-    }
-}
-
-/// glibc's `llistxattr` and `lgetxattr`, looked up at run time because Swift's Glibc module does not
-/// export `<sys/xattr.h>`.
-enum ExtendedAttributes {
-    typealias ListFunction = @convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?, Int) -> Int
-    typealias GetFunction = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?, Int) -> Int
-
-    static let list: ListFunction? = symbol("llistxattr")
-    static let get: GetFunction? = symbol("lgetxattr")
-
-    private static func symbol<T>(_ name: String) -> T? {
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
-        return unsafeBitCast(address, to: T.self)
     }
 }

@@ -26,7 +26,7 @@ struct SFTPBridgeTests {
     @Test("stop ends a bridge whose remote side never finishes")
     func stopEndsBridge() throws {
         let host = try SSHTestHost()
-        let bridge = SFTPBridge(endpoint: host.endpoint, hostDirectory: host.directory.path, remoteCommand: "sleep 60")
+        let bridge = SFTPBridge(endpoint: host.endpoint, hostDirectory: host.directory.path, remoteCommand: "sleep 8")
         try bridge.start()
         Thread.sleep(forTimeInterval: 0.5)
         let started = ContinuousClock.now

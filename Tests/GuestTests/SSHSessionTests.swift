@@ -236,7 +236,7 @@ struct SSHSessionTests {
         let output = LockedBox("")
         let task = Task {
             try await session.execute(
-                "echo started; exec sleep 30", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
+                "echo started; exec sleep 8", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
                 onStderr: { _ in })
         }
         for _ in 0..<100 where output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }

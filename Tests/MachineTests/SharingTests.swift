@@ -14,18 +14,18 @@ import Glibc
 
     @Test func ninePMountsEveryShareWithTheLargeMsize() {
         #expect(NinePShareBackend(shares: shares).guestMountSteps() == [
-            .ninePee(tag: "boxstack-share0", guestDirectory: "/home/user/description", msize: 512000),
-            .ninePee(tag: "boxstack-share1", guestDirectory: "/result", msize: 512000),
+            .agent(arguments: ["mount", "9p", "boxstack-share0", "/home/user/description", "512000"]),
+            .agent(arguments: ["mount", "9p", "boxstack-share1", "/result", "512000"]),
         ])
         #expect(NinePShareBackend(shares: shares, msize: 65536).guestMountSteps().first
-            == .ninePee(tag: "boxstack-share0", guestDirectory: "/home/user/description", msize: 65536))
+            == .agent(arguments: ["mount", "9p", "boxstack-share0", "/home/user/description", "65536"]))
     }
 
     @Test func virtiofsAndSSHFSGuestSteps() {
         let virtiofs = VirtiofsShareBackend(shares: shares, socketsDirectory: "/run/x/sockets")
         #expect(virtiofs.guestMountSteps() == [
-            .virtiofs(tag: "boxstack-share0", guestDirectory: "/home/user/description"),
-            .virtiofs(tag: "boxstack-share1", guestDirectory: "/result"),
+            .agent(arguments: ["mount", "virtiofs", "boxstack-share0", "/home/user/description"]),
+            .agent(arguments: ["mount", "virtiofs", "boxstack-share1", "/result"]),
         ])
         #expect(SSHFSShareBackend(shares: shares).guestMountSteps() == [
             .sftpBridge(hostDirectory: "/home/user/description", guestDirectory: "/home/user/description"),

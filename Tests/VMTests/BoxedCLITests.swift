@@ -1,0 +1,118 @@
+import BoxstackCore
+import Foundation
+import Machine
+import TestSupport
+import Testing
+
+/// The product as a user runs it: the `boxstack` binary, a boxed KIWI run, stashes, failures, signals.
+@Suite(.serialized) struct BoxedCLITests {
+    /// Stash a root tree on the host, rebuild an image from the stash alone in an offline box
+    /// (`kiwi-ng system create`, real KIWI), keep the box's root as a second layer of the stash.
+    @Test func stackbuildFromAStashRunsKiwiOfflineAndKeepsTheRoot() throws {
+        let cli = try BoxstackCLI("cli-stackbuild")
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let target = cli.workspace.file("image")
+        let result = try cli.run([
+            "--box", "debian", "--offline", "--no-update-check", "--keep-root", "tiny-root",
+            "--", "--stash", "tiny-root", "--target-dir", "image",
+        ])
+        #expect(result.status == .terminated(code: 0), "\(result.combined)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: target)
+        let tarball = try #require(files.first { $0.hasPrefix("tiny-root.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") }, "\(files)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: target + "/" + tarball)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o644)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == getuid())
+        let listing = try Subprocess.run(["tar", "-tJf", target + "/" + tarball]).check().output
+        #expect(listing.contains("bin/busybox"))
+        #expect(files.contains("boxstack.log"))
+        let log = try String(contentsOfFile: target + "/boxstack.log", encoding: .utf8)
+        #expect(log.contains("kiwi-ng system create"))
+        let stashes = try cli.run(["stash", "--list", "--json"]).check().output
+        #expect(stashes.contains("\"layerCount\" : 2"), "\(stashes)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
+    }
+
+    @Test func aWrongKiwiOptionIsNamedAndStartsNoBox() throws {
+        let cli = try BoxstackCLI("cli-badarg")
+        let started = ContinuousClock.now
+        let result = try cli.run(["--box", "debian", "--", "--description", ".", "--target-dir", "out", "--bogus-option"])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains("--bogus-option"))
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(!FileManager.default.fileExists(atPath: cli.runsDirectory))
+    }
+
+    @Test func qemuThatCannotStartIsReportedWithoutLeftovers() throws {
+        let cli = try BoxstackCLI("cli-noqemu")
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let result = try cli.run([
+            "--no-update-check", "--machine", "no-such-machine", "--", "--stash", "tiny-root", "--target-dir", "out",
+        ])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains("QEMU could not start"), "\(result.errorOutput)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
+    }
+
+    @Test func aGuestThatNeverAnswersTimesOutWithTheConsoleTail() throws {
+        let cli = try BoxstackCLI("cli-timeout")
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let result = try cli.run(["--no-update-check", "--timeout", "4", "--", "--stash", "tiny-root", "--target-dir", "out"])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains("--timeout"), "\(result.errorOutput)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
+    }
+
+    @Test func aGuestThatPanicsIsReportedWithTheConsoleTail() throws {
+        let box = try TestBox.image()
+        let directory = (box.kernel as NSString).deletingLastPathComponent
+        let cli = try BoxstackCLI("cli-panic", extraCatalog: """
+              - name: panicking
+                description: init exits at once, so the kernel panics
+                memory: 1G
+                cpus: 1
+                console: ttyS0
+                arch:
+                  x86_64:
+                    source: file://\(directory)/
+                    kernel: debian-box.x86_64.kernel
+                    initrd: debian-box.x86_64.initrd
+                    disk: debian-box.x86_64.qcow2
+                    cmdline: [root=/dev/vda, rw, init=/bin/false]
+            """)
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let result = try cli.run(["--box", "panicking", "--no-update-check", "--", "--stash", "tiny-root", "--target-dir", "out"])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains("stopped before its agent answered"), "\(result.errorOutput)")
+        #expect(result.errorOutput.contains("Kernel panic") || result.errorOutput.contains("init"), "\(result.errorOutput)")
+    }
+
+    @Test func sigintMidRunLeavesNothingBehind() async throws {
+        let cli = try BoxstackCLI("cli-sigint")
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let stderrPath = cli.workspace.file("stderr.txt")
+        let process = try cli.start(
+            ["--no-update-check", "--offline", "--", "--stash", "tiny-root", "--target-dir", "out"], stderrPath: stderrPath)
+        let connection = try LibvirtConnection()
+        let deadline = ContinuousClock.now + .seconds(300)
+        var domain: String?
+        while ContinuousClock.now < deadline, domain == nil, process.isRunning {
+            let text = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "as boxstack-") {
+                domain = "boxstack-" + text[range.upperBound...].prefix(while: { $0.isHexDigit })
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let name = try #require(domain, "the run never started a domain")
+        #expect(try connection.activeDomainNames().contains(name))
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 128 + SIGINT)
+        #expect(try !connection.activeDomainNames().contains(name))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
+    }
+}

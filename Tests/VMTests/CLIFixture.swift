@@ -1,0 +1,103 @@
+import BoxstackCore
+import Foundation
+import TestSupport
+
+/// Runs the real `boxstack` binary against the test box, with a private stash store and runs directory.
+struct BoxstackCLI {
+    let workspace: TemporaryDirectory
+    let environment: [String: String]
+
+    static var binary: String { repositoryRoot + "/.build/debug/boxstack" }
+
+    /// `extraBoxes` adds catalog entries (YAML list items) next to the test box.
+    init(_ label: String, extraCatalog: String = "") throws {
+        workspace = try TemporaryDirectory(label)
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw BoxstackError(.notFound, "\(Self.binary) is missing: run swift build first.")
+        }
+        let box = try TestBox.image()
+        let boxDirectory = (box.kernel as NSString).deletingLastPathComponent
+        let catalog = """
+            boxes:
+              - name: debian
+                description: the test box
+                memory: 2G
+                cpus: 2
+                console: ttyS0
+                arch:
+                  x86_64:
+                    source: file://\(boxDirectory)/
+                    kernel: debian-box.x86_64.kernel
+                    initrd: debian-box.x86_64.initrd
+                    disk: debian-box.x86_64.qcow2
+                    cmdline: [root=/dev/vda, rw]
+            \(extraCatalog)
+            """
+        try Data(catalog.utf8).write(to: URL(fileURLWithPath: workspace.file("catalog.yaml")))
+        var environment = ProcessInfo.processInfo.environment
+        environment["BOXSTACK_CATALOG"] = workspace.file("catalog.yaml")
+        // One box cache for the whole test run: the box is copied and verified once, not per test.
+        environment["BOXSTACK_CACHE_DIR"] = environment["BOXSTACK_TEST_CACHE_DIR"] ?? NSTemporaryDirectory() + "/boxstack-test-cache"
+        environment["BOXSTACK_STASH_DIR"] = workspace.file("stashes")
+        environment["XDG_RUNTIME_DIR"] = workspace.file("runtime")
+        try FileManager.default.createDirectory(atPath: workspace.file("runtime"), withIntermediateDirectories: true)
+        self.environment = environment
+    }
+
+    var runsDirectory: String { workspace.file("runtime/boxstack/runs") }
+
+    /// Runs boxstack to completion.
+    func run(_ arguments: [String]) throws -> ProcessResult {
+        try Subprocess.run([Self.binary] + arguments, environment: environment, currentDirectory: workspace.path)
+    }
+
+    /// Starts boxstack without waiting; stderr goes to `stderrPath`.
+    func start(_ arguments: [String], stderrPath: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: workspace.path)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// A tiny root tree that `kiwi-ng system create` turns into a tarball without any repository:
+    /// busybox plus its own `image/config.xml`, and the few paths KIWI inspects.
+    func makeTinyRoot(at root: String, name: String = "tiny-root") throws {
+        let fileManager = FileManager.default
+        for directory in ["bin", "etc", "image", "usr/share/doc", "var/lib/dpkg", "tmp"] {
+            try fileManager.createDirectory(atPath: "\(root)/\(directory)", withIntermediateDirectories: true)
+        }
+        try Subprocess.run(["cp", "/bin/busybox", "\(root)/bin/busybox"]).check()
+        try fileManager.createSymbolicLink(atPath: "\(root)/bin/sh", withDestinationPath: "busybox")
+        fileManager.createFile(atPath: "\(root)/var/lib/dpkg/status", contents: Data())
+        try Data("tiny\n".utf8).write(to: URL(fileURLWithPath: "\(root)/etc/hostname"))
+        let config = """
+            <?xml version="1.0" encoding="utf-8"?>
+            <image schemaversion="7.5" name="\(name)">
+              <description type="system">
+                <author>boxstack tests</author>
+                <contact>tests@example.org</contact>
+                <specification>A tiny root tree for kiwi-ng system create</specification>
+              </description>
+              <preferences>
+                <version>1.0.0</version>
+                <packagemanager>apt</packagemanager>
+                <type image="tbz"/>
+              </preferences>
+              <repository type="apt-deb"><source path="http://deb.debian.org/debian"/></repository>
+              <packages type="image"><package name="busybox-static"/></packages>
+              <packages type="bootstrap"><package name="busybox-static"/></packages>
+            </image>
+            """
+        try Data(config.utf8).write(to: URL(fileURLWithPath: "\(root)/image/config.xml"))
+    }
+}
+
+extension ProcessResult {
+    var combined: String { output + errorOutput }
+}
