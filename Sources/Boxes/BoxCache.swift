@@ -316,7 +316,7 @@ public struct BoxCache: Sendable {
         case .web(let url):
             let client = HTTPClient(
                 eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-                configuration: .init(timeout: .init(connect: .seconds(15), read: .seconds(60))))
+                configuration: .init(timeout: .init(connect: .seconds(5), read: .seconds(60))))
             do {
                 let result = try await body(WebSource(base: url, client: client))
                 try await client.shutdown()
