@@ -74,7 +74,7 @@ public final class RegistryServer: @unchecked Sendable {
                 ], log: directory.file("token.log"))
             tokenServer = server
             guard Self.waitUntilListening(port: tokenPort, process: server) else {
-                if server.isRunning { server.terminate() }
+                if server.isRunning { kill(server.processIdentifier, SIGKILL) }
                 let log = (try? String(contentsOfFile: directory.file("token.log"), encoding: .utf8)) ?? ""
                 throw BoxstackError(.processFailed, "the registry token server did not start on 127.0.0.1.", details: log)
             }
@@ -116,13 +116,13 @@ public final class RegistryServer: @unchecked Sendable {
                 return
             }
             if process.isRunning {
-                process.terminate()
+                kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
             }
             lastLog = (try? String(contentsOfFile: directory.file("registry.log"), encoding: .utf8)) ?? ""
         }
         if let tokenServer, tokenServer.isRunning {
-            tokenServer.terminate()
+            kill(tokenServer.processIdentifier, SIGKILL)
             tokenServer.waitUntilExit()
         }
         throw BoxstackError(.processFailed, "docker-registry did not start on 127.0.0.1.", details: lastLog)
@@ -136,7 +136,8 @@ public final class RegistryServer: @unchecked Sendable {
     /// Stops the registry and its token server (idempotent).
     public func stop() {
         for running in [process, tokenServer].compactMap({ $0 }) where running.isRunning {
-            running.terminate()
+            // SIGKILL: a child inherits the test runner's blocked signals, so SIGTERM may never arrive.
+            kill(running.processIdentifier, SIGKILL)
             running.waitUntilExit()
         }
     }
@@ -153,24 +154,9 @@ public final class RegistryServer: @unchecked Sendable {
             throw BoxstackError(.permission, "cannot write \(log).")
         }
         defer { try? logHandle.close() }
-        // Foundation's Process lets a child inherit every open descriptor, including the pipes of
-        // commands other tests are running at that moment; a long-lived server holding such a pipe
-        // keeps that command's output open and its Subprocess.run waiting. It also inherits the test
-        // runner's blocked signals, so SIGTERM would not stop it. Reset both before exec.
-        let closeInheritedDescriptors = """
-            import os, signal, sys
-            os.closerange(3, 65536)
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
-            for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-                signal.signal(number, signal.SIG_DFL)
-            os.execv(sys.argv[1], sys.argv[1:])
-            """
-        guard let python = Subprocess.which("python3") else {
-            throw BoxstackError(.notFound, "python3 is not installed; run Scripts/setup.")
-        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", closeInheritedDescriptors, path] + arguments
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
         process.standardOutput = logHandle
         process.standardError = logHandle
         process.standardInput = FileHandle.nullDevice
