@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.25.0"),
     ],
     targets: [
         // C libraries, found with pkg-config.
@@ -40,14 +42,23 @@ let package = Package(
         .target(name: "Registry", dependencies: [
             "BoxstackCore", "OCI",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Stash store, layer writer/reader, tree diff with whiteouts, safe stacking.
-        .target(name: "Stash", dependencies: ["BoxstackCore", "OCI", "Registry", "XML", "CLibArchive", "CLibC"]),
+        .target(name: "Stash", dependencies: [
+            "BoxstackCore", "OCI", "Registry", "XML", "CLibArchive", "CLibC",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Box catalog, sources, verified download, cache.
         .target(name: "Boxes", dependencies: [
             "BoxstackCore", "OCI", "Registry",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // KIWI descriptions (libxml2), schema validation, build-argument validation.
         .target(name: "Kiwi", dependencies: ["BoxstackCore", "XML"]),

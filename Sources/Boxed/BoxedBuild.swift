@@ -4,6 +4,7 @@ import Guest
 import Kiwi
 import Machine
 import Sharing
+import Stash
 
 /// One boxed KIWI run: a build, a stackbuild, optionally keeping the root as a stash.
 public struct BoxedBuildConfiguration: Sendable {
@@ -35,7 +36,7 @@ enum GuestPaths {
 
 public enum BoxedBuild {
     /// Runs the build and returns KIWI's exit code (or the first failing step's).
-    public static func run(_ configuration: BoxedBuildConfiguration) async throws -> Int32 {
+    public static func run(_ configuration: BoxedBuildConfiguration, store: StashStore = StashStore()) async throws -> Int32 {
         let request = configuration.request
         try FileManager.default.makeDirectory(request.targetDirectory)
         let log = try BuildLog(path: request.targetDirectory + "/boxstack.log")
@@ -49,7 +50,8 @@ public enum BoxedBuild {
         options.exchange = request.isStackbuild || configuration.keepRoot != nil
 
         // Resolve the stashes before booting: a missing stash should not cost a boot.
-        let stack: [String]? = nil
+        let stack = request.isStackbuild
+            ? try await BoxedStash.resolve(request.stashes, fromRegistry: request.fromRegistry, store: store) : nil
 
         let session = try await BoxSession.start(options)
         defer {
@@ -85,7 +87,7 @@ public enum BoxedBuild {
         }
         if let stack, let exchangeDirectory = session.exchangeDirectory {
             log.note("stacking \(request.stashes.joined(separator: ", ")) into the box")
-            _ = stack
+            try store.exportStack(stack, toTar: exchangeDirectory + "/stack.tar")
             try await check(["mkdir", "-p", GuestPaths.imageRoot], "Creating the image root")
             try agent.treeImport(root: GuestPaths.imageRoot, tarFile: BoxSession.guestExchangeDirectory + "/stack.tar")
             try? FileManager.default.removeItem(atPath: exchangeDirectory + "/stack.tar")
@@ -114,9 +116,10 @@ public enum BoxedBuild {
             "Bundling KIWI's results")
         try ResultFiles.normalizeModes(in: request.targetDirectory, sharing: options.sharing)
 
-        if let keepRoot = configuration.keepRoot, let exchangeDirectory = session.exchangeDirectory {
+        if let keepRoot = configuration.keepRoot {
             log.note("stashing the root tree as \(keepRoot)")
-            _ = (keepRoot, exchangeDirectory)
+            let result = try BoxedStash.keepRoot(keepRoot, session: session, guestRoot: GuestPaths.imageRoot, store: store)
+            log.note("stashed \(result.reference): layer \(result.layerCount), \(result.entryCount) entries, \(ByteCount.format(result.layer.size))")
         }
         return 0
     }

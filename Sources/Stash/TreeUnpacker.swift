@@ -120,10 +120,8 @@ final class TreeUnpacker {
 
     private func applyEntry(_ entry: OpaquePointer, reader: OpaquePointer, disk: OpaquePointer, description: String) throws {
         let rawName = String(cString: archive_entry_pathname(entry))
-        if rawName.hasPrefix("/") { throw refuse(rawName, description, "absolute names are not allowed") }
-        guard let path = LayerPath.normalized(rawName) else {
-            throw refuse(rawName, description, "names with '..' are not allowed")
-        }
+        let path: String
+        do throws(LayerPath.UnsafeName) { path = try LayerPath.checked(rawName) } catch { throw refuse(rawName, description, error.reason) }
         if path.isEmpty { return }
         let (parent, name) = split(path)
         let realParent = try resolveDirectory(parent, entry: rawName, description: description)
@@ -375,5 +373,20 @@ final class TreeUnpacker {
             if lstat(absolute, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { chmod(absolute, mode) }
         }
         return report
+    }
+}
+
+extension LayerPath {
+    /// Why a layer entry's name is refused.
+    struct UnsafeName: Error {
+        let reason: String
+    }
+
+    /// The normalized name of a layer entry; refuses absolute names and names with `..`, which could
+    /// reach outside the tree the layer is unpacked or exported to.
+    static func checked(_ rawName: String) throws(UnsafeName) -> String {
+        if rawName.hasPrefix("/") { throw UnsafeName(reason: "absolute names are not allowed") }
+        guard let path = normalized(rawName) else { throw UnsafeName(reason: "names with '..' are not allowed") }
+        return path
     }
 }

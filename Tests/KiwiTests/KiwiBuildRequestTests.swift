@@ -54,7 +54,8 @@ import Testing
 /// The option tables must match the KIWI that is installed (the same KIWI the debian box carries).
 @Suite struct KiwiOptionsTests {
     static func usage(of module: String) throws -> String {
-        try Subprocess.run(["python3", "-c", "import kiwi.tasks.\(module) as m; print(m.__doc__)"]).check().output
+        // Debian's python3 carries the kiwi package; a python3 earlier on PATH may not.
+        try Subprocess.run(["/usr/bin/python3", "-c", "import kiwi.tasks.\(module) as m; print(m.__doc__)"]).check().output
     }
 
     static func declaredOptions(_ usage: String) -> Set<String> {

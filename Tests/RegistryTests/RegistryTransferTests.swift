@@ -5,8 +5,7 @@ import Registry
 import TestSupport
 import Testing
 
-/// Tests against real docker-registry processes, one at a time: many tests spawning processes at once
-/// (umoci, skopeo, registries) have hung Foundation's Process on this 2-core machine.
+/// Tests against real docker-registry processes, run one at a time to keep a 2-core machine responsive.
 @Suite(.serialized) enum RegistryServerTests {}
 
 /// Push and pull against a real Debian docker-registry on 127.0.0.1, checked with skopeo.

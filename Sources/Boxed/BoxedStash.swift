@@ -1,0 +1,75 @@
+import BoxstackCore
+import Foundation
+import Guest
+import OCI
+import Registry
+import Stash
+
+/// The stash side of boxed runs: stacking stashes into the box and keeping the box's root tree.
+///
+/// Bulk data crosses as one tar file on the exchange share; only the tree manifest (metadata) uses the
+/// SSH channel, so a second stash of a big tree moves just the changed files.
+enum BoxedStash {
+    /// The `--stash` references, pulled first from `--from-registry` (as REGISTRY/NAME:TAG) when given.
+    static func resolve(_ texts: [String], fromRegistry: String?, store: StashStore) async throws -> [StashReference] {
+        let references = try texts.map { try StashReference(parsing: $0) }
+        for reference in references {
+            if let fromRegistry {
+                let remote = try ImageReference(parsing: "\(fromRegistry)/\(reference.name):\(reference.tag)")
+                let lock = try store.lock(name: reference.name)
+                let layoutPath = store.layoutPath(name: reference.name)
+                let isNew = !OCILayout.exists(at: layoutPath)
+                let client = try RegistryClient(for: remote)
+                do {
+                    try await ImageTransfer(client: client).pull(
+                        reference: remote, into: try OCILayout.create(at: layoutPath), tag: reference.tag)
+                    try await client.shutdown()
+                } catch {
+                    try? await client.shutdown()
+                    // A failed pull leaves the store as it was: no empty layout for a new name.
+                    if isNew { try? FileManager.default.removeItem(atPath: layoutPath) }
+                    throw error
+                }
+                withExtendedLifetime(lock) {}
+            } else {
+                let layout = store.layoutPath(name: reference.name)
+                guard OCILayout.exists(at: layout), (try? OCILayout(opening: layout).descriptor(tag: reference.tag)) != nil else {
+                    throw BoxstackError(
+                        .notFound,
+                        "there is no stash \(reference); see 'boxstack stash --list', or pull it with --from-registry.")
+                }
+            }
+        }
+        return references
+    }
+
+    /// Stashes the box's `guestRoot` as `text` (NAME[:TAG]): one new layer with what changed since that
+    /// stash's top, or the whole tree for a new name.
+    static func keepRoot(
+        _ text: String, session: BoxSession, guestRoot: String, store: StashStore
+    ) throws -> StashResult {
+        guard let agent = session.agent, let exchange = session.exchangeDirectory else {
+            throw BoxstackError(.internalError, "keeping the root needs the agent and the exchange share.")
+        }
+        let reference = try StashReference(parsing: text)
+        let current = try TreeManifest(agentOutput: try agent.treeManifest(root: guestRoot))
+        let previous = try store.previousTreeManifest(name: reference.name, tag: reference.tag)
+        let (changed, deleted) = TreeManifest.changes(from: previous, to: current)
+        var list = Data()
+        for path in changed {
+            list.append(contentsOf: path.utf8)
+            list.append(0)
+        }
+        try list.writeAtomically(to: exchange + "/export.list")
+        defer {
+            try? FileManager.default.removeItem(atPath: exchange + "/export.list")
+            try? FileManager.default.removeItem(atPath: exchange + "/export.tar")
+        }
+        try agent.treeExport(
+            root: guestRoot, listFile: BoxSession.guestExchangeDirectory + "/export.list",
+            outputFile: BoxSession.guestExchangeDirectory + "/export.tar")
+        return try store.appendLayer(
+            name: reference.name, tag: reference.tag, fromTar: exchange + "/export.tar", deleted: deleted,
+            manifest: current, architecture: Platform.goArchitecture(session.options.image.architecture.name))
+    }
+}

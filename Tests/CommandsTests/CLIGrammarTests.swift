@@ -1,0 +1,78 @@
+import BoxstackCore
+import Foundation
+import TestSupport
+import Testing
+
+/// The command line as a user meets it: help texts and errors of the real binary.
+@Suite struct CLIGrammarTests {
+    static let binary = repositoryRoot + "/.build/debug/boxstack"
+
+    static func boxstack(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw BoxstackError(.notFound, "\(binary) is missing: run swift build first.")
+        }
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { $1 }
+        return try Subprocess.run([binary] + arguments, environment: merged)
+    }
+
+    @Test func helpShowsTheWholeGrammarWithAnExampleOfTheSeparator() throws {
+        let help = try Self.boxstack(["--help"]).check().output
+        for expected in [
+            "boxstack [BOX OPTIONS] -- --description DIR --target-dir DIR",
+            "--stash NAME[:TAG]...", "--keep-root NAME[:TAG]", "stash --root DIR", "boxes list",
+            "doctor", "boxstack --box debian -- --description tiny --target-dir out",
+            "--box-memory", "--9p-sharing", "--virtiofs-sharing", "--sshfs-sharing", "--aarch64", "--offline",
+            "--connect", "--timeout", "--no-accel",
+        ] {
+            #expect(help.contains(expected), "help lacks \(expected)")
+        }
+    }
+
+    @Test(arguments: [["boxes"], ["boxes", "list"], ["boxes", "fetch"], ["boxes", "update"], ["boxes", "rm"],
+                      ["stash"], ["doctor"], ["gc"]])
+    func everySubcommandHasItsOwnHelp(path: [String]) throws {
+        let result = try Self.boxstack(path + ["--help"]).check()
+        #expect(result.output.contains("USAGE: boxstack \(path.joined(separator: " "))"))
+    }
+
+    @Test func anUnknownOptionGetsAOneLineErrorNamingIt() throws {
+        let result = try Self.boxstack(["--box-colour", "red", "--", "--description", "d", "--target-dir", "t"])
+        #expect(result.status == .terminated(code: 64))
+        let firstLine = result.errorOutput.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(firstLine.contains("--box-colour"), "\(result.errorOutput)")
+    }
+
+    @Test func aBadMemorySizeIsRejectedBeforeAnythingRuns() throws {
+        let result = try Self.boxstack(["--box-memory", "lots", "--", "--description", "d", "--target-dir", "t"])
+        #expect(result.status == .terminated(code: 64))
+        #expect(result.errorOutput.contains("--box-memory 'lots' is not a size"))
+    }
+
+    @Test func withoutKiwiArgumentsItSaysWhatToGive() throws {
+        let result = try Self.boxstack(["--box", "debian"])
+        #expect(result.status == .terminated(code: 64))
+        #expect(result.errorOutput.contains("after '--'"))
+    }
+
+    @Test func boxesListShowsTheCatalogAsJSON() throws {
+        let cache = try TemporaryDirectory("cli-boxes")
+        let result = try Self.boxstack(["boxes", "list", "--json"], environment: ["BOXSTACK_CACHE_DIR": cache.path]).check()
+        let rows = try JSONSerialization.jsonObject(with: result.standardOutput) as? [[String: Any]] ?? []
+        let names = Set(rows.compactMap { $0["name"] as? String })
+        #expect(names.isSuperset(of: ["debian", "leap", "tumbleweed", "fedora", "ubuntu"]))
+        #expect(rows.contains { $0["name"] as? String == "debian" && $0["state"] as? String == "not fetched" })
+    }
+
+    @Test func aMalformedUserCatalogNamesFileLineAndField() throws {
+        let directory = try TemporaryDirectory("cli-catalog")
+        let catalog = directory.file("catalog.yaml")
+        try Data("boxes:\n  - name: x\n    description: d\n    memory: lots\n    cpus: 1\n    console: ttyS0\n    arch: {}\n".utf8)
+            .write(to: URL(fileURLWithPath: catalog))
+        let result = try Self.boxstack(["boxes", "list"], environment: ["BOXSTACK_CATALOG": catalog])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains(catalog))
+        #expect(result.errorOutput.contains("line 4"))
+        #expect(result.errorOutput.contains("memory"))
+    }
+}

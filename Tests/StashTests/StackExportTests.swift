@@ -1,0 +1,187 @@
+import BoxstackCore
+import Foundation
+import OCI
+import Stash
+import TestSupport
+import Testing
+
+/// `exportStack` against `unpack`: extracting the exported tar with GNU tar (as the box does) must give
+/// the same tree, entry by entry, as unpacking the same stashes.
+@Suite struct StackExportTests {
+    private let directory: TemporaryDirectory
+    private let store: StashStore
+
+    init() throws {
+        directory = try TemporaryDirectory("stack-export")
+        store = StashStore(directory: directory.file("store"))
+    }
+
+    private func path(_ relative: String) -> String { directory.file(relative) }
+
+    /// Exports `references`, extracts the tar with GNU tar the way the box does, and expects the result
+    /// to equal `unpack` of the same references.
+    @discardableResult
+    private func expectExportMatchesUnpack(
+        _ references: [StashReference], comparingTimes: Bool = true, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> (report: StackExportReport, tar: String, extracted: String) {
+        let label = UUID().uuidString.prefix(8)
+        let unpacked = path("unpacked-\(label)")
+        try store.unpack(references, into: unpacked)
+        let tar = path("stack-\(label).tar")
+        let report = try store.exportStack(references, toTar: tar)
+        let extracted = path("extracted-\(label)")
+        try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
+        try Subprocess.run([
+            "tar", "-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-f", tar, "-C", extracted,
+        ]).check()
+        let differences = TreeFixture.differences(
+            try TreeFixture.snapshot(unpacked, times: comparingTimes), try TreeFixture.snapshot(extracted, times: comparingTimes))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))", sourceLocation: sourceLocation)
+        return (report, tar, extracted)
+    }
+
+    /// Puts an image made of uncompressed tar `layers` into the store as `name:latest`.
+    private func storeImage(name: String, layers: [[(name: String, type: String, link: String, content: String)]]) throws {
+        let layout = try OCILayout.create(at: store.layoutPath(name: name))
+        var config = ImageConfig(architecture: "amd64")
+        var descriptors: [Descriptor] = []
+        for (index, members) in layers.enumerated() {
+            let tar = path("\(name)-layer\(index).tar")
+            try TreeFixture.writeTar(tar, members: members)
+            let (digest, size) = try layout.importBlob(fromFile: tar)
+            descriptors.append(Descriptor(mediaType: MediaType.layerTar, digest: digest, size: size))
+            config.rootfs.diffIDs.append(digest)
+        }
+        let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)
+        let manifest = try layout.writeBlob(
+            OCIJSON.encode(Manifest(config: configBlob, layers: descriptors)), mediaType: MediaType.imageManifest)
+        try layout.setTag("latest", to: manifest)
+    }
+
+    @Test func incrementalStashWithWhiteoutsEqualsUnpack() throws {
+        let tree = path("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        try store.stash(root: tree)
+        try TreeFixture.shell(
+            "rm -r usr/lib/deep && rm etc/empty && echo changed > etc/hostname && mkdir -p new/dir && echo n > new/dir/f",
+            in: tree)
+        let result = try store.stash(root: tree)
+        #expect(result.layerCount == 2)
+        let (report, tar, _) = try expectExportMatchesUnpack([result.reference])
+        #expect(report.layers == 2)
+        #expect(report.hiddenEntries > 0)
+        let names = try TreeFixture.tarEntries(tar)
+        #expect(!names.contains { $0.contains(".wh.") }, "whiteouts must not reach the stacked tar")
+        #expect(!names.contains { $0.hasPrefix("usr/lib/deep") })
+        // Directories come first, so the box never creates a parent with default metadata.
+        let firstNonDirectory = names.firstIndex { !$0.hasSuffix("/") } ?? names.count
+        #expect(names[firstNonDirectory...].allSatisfy { !$0.hasSuffix("/") })
+    }
+
+    @Test func directoryReplacedByFileAndFileByDirectory() throws {
+        let tree = path("tree")
+        try TreeFixture.shell("mkdir -p a/sub b && echo 1 > a/sub/x && echo 2 > a/y && echo 3 > b/file && echo 4 > c", in: tree)
+        try store.stash(root: tree, name: "swap")
+        try TreeFixture.shell("rm -r a && echo now-a-file > a && rm c && mkdir c && echo inside > c/z", in: tree)
+        try store.stash(root: tree, name: "swap")
+        let (_, _, extracted) = try expectExportMatchesUnpack([try StashReference(name: "swap")])
+        let differences = TreeFixture.differences(try TreeFixture.snapshot(tree), try TreeFixture.snapshot(extracted))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+    }
+
+    @Test func reAddingAfterAWhiteoutWorks() throws {
+        let tree = path("tree")
+        try TreeFixture.shell("mkdir -p d && echo old > d/f && echo keep > k", in: tree)
+        try store.stash(root: tree, name: "readd")
+        try TreeFixture.shell("rm -r d", in: tree)
+        try store.stash(root: tree, name: "readd")
+        try TreeFixture.shell("mkdir d && echo new > d/g", in: tree)
+        let result = try store.stash(root: tree, name: "readd")
+        #expect(result.layerCount == 3)
+        let (_, _, extracted) = try expectExportMatchesUnpack([result.reference])
+        #expect(try String(contentsOfFile: extracted + "/d/g", encoding: .utf8) == "new\n")
+        #expect(!FileManager.default.fileExists(atPath: extracted + "/d/f"))
+    }
+
+    @Test func laterImagesOverwriteEarlierOnesAndApplyTheirWhiteouts() throws {
+        let base = path("base")
+        try TreeFixture.shell("mkdir -p etc data && echo base > etc/motd && echo keep > etc/keep && echo d > data/file", in: base)
+        try store.stash(root: base, name: "base")
+        let top = path("top")
+        try TreeFixture.shell("mkdir -p etc data && echo top > etc/motd && echo d > data/file", in: top)
+        try store.stash(root: top, name: "top")
+        try TreeFixture.shell("rm -r data && echo extra > etc/extra", in: top)
+        try store.stash(root: top, name: "top")
+
+        let (_, _, extracted) = try expectExportMatchesUnpack([try StashReference(name: "base"), try StashReference(name: "top")])
+        #expect(try String(contentsOfFile: extracted + "/etc/motd", encoding: .utf8) == "top\n")
+        #expect(FileManager.default.fileExists(atPath: extracted + "/etc/keep"))
+        #expect(FileManager.default.fileExists(atPath: extracted + "/etc/extra"))
+        #expect(!FileManager.default.fileExists(atPath: extracted + "/data"))
+    }
+
+    @Test func opaqueDirectoryHidesOnlyLowerContents() throws {
+        try storeImage(name: "opaque", layers: [
+            [("d", "dir", "", ""), ("d/old", "file", "", "old"), ("d/sub", "dir", "", ""), ("d/sub/x", "file", "", "x"),
+             ("e", "dir", "", ""), ("e/stays", "file", "", "s")],
+            [("d", "dir", "", ""), ("d/.wh..wh..opq", "file", "", ""), ("d/new", "file", "", "new")],
+        ])
+        let (_, _, extracted) = try expectExportMatchesUnpack([try StashReference(name: "opaque")], comparingTimes: false)
+        #expect(FileManager.default.fileExists(atPath: extracted + "/d/new"))
+        #expect(!FileManager.default.fileExists(atPath: extracted + "/d/old"))
+        #expect(!FileManager.default.fileExists(atPath: extracted + "/d/sub"))
+        #expect(FileManager.default.fileExists(atPath: extracted + "/e/stays"))
+    }
+
+    @Test func hardLinkWhoseTargetIsReplacedKeepsItsOwnLayersContent() throws {
+        try storeImage(name: "links", layers: [
+            [("a", "file", "", "original"), ("b", "hardlink", "a", ""), ("c", "hardlink", "a", ""),
+             ("x", "file", "", "kept"), ("y", "hardlink", "x", "")],
+            [("a", "file", "", "replaced")],
+        ])
+        let (report, tar, extracted) = try expectExportMatchesUnpack([try StashReference(name: "links")], comparingTimes: false)
+        #expect(report.hardlinksCopied == 1)
+        #expect(try String(contentsOfFile: extracted + "/a", encoding: .utf8) == "replaced")
+        #expect(try String(contentsOfFile: extracted + "/b", encoding: .utf8) == "original")
+        // Links come after their targets.
+        let names = try TreeFixture.tarEntries(tar)
+        let position = { (name: String) in names.firstIndex(of: name) ?? -1 }
+        #expect(position("y") > position("x"))
+        #expect(position("c") > position("b"))
+    }
+
+    @Test(arguments: ["../escape", "/etc/absolute"])
+    func unsafeNamesAreRefusedAndNoTarIsLeft(name: String) throws {
+        try storeImage(name: "hostile", layers: [[("ok", "file", "", "fine"), (name, "file", "", "bad")]])
+        let tar = path("hostile.tar")
+        let error = try #require(throws: BoxstackError.self) {
+            try store.exportStack([try StashReference(name: "hostile")], toTar: tar)
+        }
+        #expect("\(error)".contains(name))
+        #expect(!FileManager.default.fileExists(atPath: tar))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("hostile.tar") }
+        #expect(leftovers.isEmpty)
+    }
+
+    @Test(.enabled(if: Subprocess.which("umoci") != nil))
+    func imageMadeByUmociWithWhiteouts() throws {
+        let layout = store.layoutPath(name: "from-umoci")
+        let bundle = path("bundle")
+        let rootless = TreeFixture.isRoot ? [] : ["--rootless"]
+        try Subprocess.run(["umoci", "init", "--layout", layout]).check()
+        try Subprocess.run(["umoci", "new", "--image", layout + ":latest"]).check()
+        try Subprocess.run(["umoci", "unpack"] + rootless + ["--image", layout + ":latest", bundle]).check()
+        try TreeFixture.shell(
+            "mkdir -p etc gone/deep opq && echo one > etc/a && echo two > gone/deep/f && echo o > opq/old && ln -s etc/a link",
+            in: bundle + "/rootfs")
+        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+        try TreeFixture.shell("rm -r gone && echo three > etc/a && rm opq/old && echo n > opq/new", in: bundle + "/rootfs")
+        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+
+        let (_, _, extracted) = try expectExportMatchesUnpack([try StashReference(name: "from-umoci")])
+        let differences = TreeFixture.differences(
+            try TreeFixture.snapshot(bundle + "/rootfs", times: false), try TreeFixture.snapshot(extracted, times: false))
+        #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+        #expect(!FileManager.default.fileExists(atPath: extracted + "/gone"))
+    }
+}
