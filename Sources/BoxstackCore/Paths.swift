@@ -25,8 +25,9 @@ public struct Paths: Sendable {
         environment["BOXSTACK_STASH_DIR"] ?? xdg("XDG_DATA_HOME", default: ".local/share") + "/boxstack/stashes"
     }
 
-    /// Private run directories: under `$XDG_RUNTIME_DIR` when set, else under the cache.
+    /// Private run directories: `BOXSTACK_RUNS_DIR`, else under `$XDG_RUNTIME_DIR` when set, else under the cache.
     public var runsDirectory: String {
+        if let runs = environment["BOXSTACK_RUNS_DIR"], runs.hasPrefix("/") { return runs }
         if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/boxstack/runs" }
         return cacheDirectory + "/runs"
     }

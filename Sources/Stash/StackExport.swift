@@ -14,7 +14,8 @@ public struct StackExportReport: Sendable, Equatable {
     public var entries = 0
     /// Entries of lower layers left out because a higher layer replaced or hid them (whiteouts not counted).
     public var hiddenEntries = 0
-    /// Hard links whose target a higher layer replaced or hid, written as regular files (see `exportStack`).
+    /// Hard-link groups whose shared file a higher layer replaced or hid; their links keep its content
+    /// from their own layer (see `exportStack`).
     public var hardlinksCopied = 0
 }
 
@@ -26,13 +27,14 @@ extension StashStore {
     ///
     /// Layers are stacked with the same semantics as `unpack`: `.wh.X` hides X and its subtree below its
     /// layer, `.wh..wh..opq` hides the lower contents of its directory, a non-directory hides a lower
-    /// directory's subtree, and later images win over earlier ones. The tar lists every directory first
-    /// (parents before children), then the other entries, then the hard links, so link targets always
+    /// directory's subtree, and later images win over earlier ones. The tar lists the tree depth first,
+    /// each directory before its contents (GNU tar sets a directory's times when it leaves it), and the
+    /// first member of each hard-link group in that order carries the content, so link targets always
     /// precede their links.
     ///
     /// A hard link whose target a higher layer replaced or deleted keeps the content it had in its own
-    /// layer (as it does when the layers are extracted one after another): the first such link is
-    /// written as a regular file with that content, and further links to the same target link to it.
+    /// layer (as it does when the layers are extracted one after another): those links are
+    /// written as one regular file with that content (hard-linked among themselves).
     /// A hard link whose target is not an earlier entry of its own layer is refused, like entries with
     /// absolute names or `..`; the error names the entry and no tar is left behind.
     ///
@@ -67,18 +69,29 @@ struct StackedLayer {
     let description: String
 }
 
-/// Flattens stacked layers into one tar in two passes over the layers.
+/// Flattens stacked layers into one tar.
 ///
 /// Pass 1 reads only headers, top layer first, and decides which entry of which layer ends up in the
 /// tree: an entry is visible unless a higher layer already has its path, whites it out (or an
-/// ancestor), made an ancestor opaque, or needs the path to be a directory. Pass 2 writes the winners.
+/// ancestor), made an ancestor opaque, or needs the path to be a directory. The winners are then sorted
+/// into tree order, and pass 2 writes them, reading all layers side by side (a layer whose entries are
+/// not in tree order is re-read from its start when needed).
 private final class StackExporter {
-    /// What pass 2 does with a winning entry that carries content.
-    private enum Disposition {
-        /// Write it under its own name.
-        case keep
-        /// Write it under the given name: it is the target of a hard link whose own target lost.
-        case renamed(String)
+    /// One entry of the output, in tree order.
+    private enum Item {
+        /// A cloned header without content: a directory or a hard link.
+        case header(OpaquePointer)
+        /// Entry `ordinal` of layer `layer`, with its content, written as `path`.
+        case content(layer: Int, ordinal: Int, path: String)
+    }
+
+    /// The content entry of one layer that hard links of that layer share.
+    private struct LinkGroup {
+        var layer: Int
+        var ordinal: Int
+        var rootPath: String
+        var rootWon: Bool
+        var links: [(path: String, header: OpaquePointer)] = []
     }
 
     private let layers: [StackedLayer]
@@ -94,38 +107,47 @@ private final class StackExporter {
     /// Ancestors of decided paths: a lower non-directory there would break the tree above it.
     private var impliedDirectories: Set<String> = []
 
-    /// Per layer: entry ordinal -> how to write it.
-    private var dispositions: [[Int: Disposition]]
-    /// Winning directories (cloned headers), written first.
-    private var directories: [String: OpaquePointer] = [:]
-    /// Winning hard links per layer (cloned headers, pointing at their final target), written last.
-    private var hardlinks: [[OpaquePointer]]
+    /// The winners by path.
+    private var items: [String: Item] = [:]
+    /// Hard-link groups with at least one winning link.
+    private var groups: [LinkGroup] = []
+    /// Cloned headers, freed with the exporter.
+    private var headers: [OpaquePointer] = []
 
     init(layers: [StackedLayer], outputPath: String) {
         self.layers = layers
         self.outputPath = outputPath
-        dispositions = Array(repeating: [:], count: layers.count)
-        hardlinks = Array(repeating: [], count: layers.count)
     }
 
     deinit {
-        for entry in directories.values { archive_entry_free(entry) }
-        for entry in hardlinks.joined() { archive_entry_free(entry) }
+        for header in headers { archive_entry_free(header) }
     }
 
     func export() throws -> StackExportReport {
         report.layers = layers.count
         for index in layers.indices.reversed() { try decide(layer: index) }
+        try resolveLinkGroups()
 
         let directory = (outputPath as NSString).deletingLastPathComponent
         try FileManager.default.makeDirectory(directory.isEmpty ? "." : directory)
         let temporary = outputPath + ".tmp-" + UUID().uuidString
         let writer = try LayerWriter(outputPath: temporary, compression: .none)
-        for path in directories.keys.sorted(by: TreeManifest.precedes) {
-            if let entry = directories[path] { try writer.write(entry: entry, contentFrom: nil as String?) }
+        var readers = LayerReaders(layers: layers)
+        defer { readers.close() }
+        for path in items.keys.sorted(by: TreeManifest.precedes) {
+            switch items[path] {
+            case .header(let header):
+                try writer.write(entry: header, contentFrom: nil as String?)
+            case .content(let layer, let ordinal, let path):
+                let (entry, reader) = try readers.entry(layer: layer, ordinal: ordinal)
+                archive_entry_copy_pathname(entry, path)
+                archive_entry_set_nlink(entry, 1)
+                Self.prepare(entry)
+                try writer.write(entry: entry, contentFrom: reader)
+            case nil:
+                continue
+            }
         }
-        for index in layers.indices where !dispositions[index].isEmpty { try write(layer: index, to: writer) }
-        for entry in hardlinks.joined() { try writer.write(entry: entry, contentFrom: nil as String?) }
         report.entries = writer.entryCount
         _ = try writer.finish()
         guard rename(temporary, outputPath) == 0 else {
@@ -136,15 +158,15 @@ private final class StackExporter {
         return report
     }
 
-    // MARK: Pass 1
+    // MARK: Reading layers
 
-    private func refuse(_ name: String, _ layer: StackedLayer, _ reason: String) -> BoxstackError {
+    fileprivate func refuse(_ name: String, _ layer: StackedLayer, _ reason: String) -> BoxstackError {
         BoxstackError(
             .invalidData,
             "refusing the entry \(name.debugDescription) of \(layer.description): \(reason); the export to \(outputPath) stopped there.")
     }
 
-    private func openLayer(_ layer: StackedLayer) throws -> OpaquePointer {
+    fileprivate static func openLayer(_ layer: StackedLayer) throws -> OpaquePointer {
         guard let reader = archive_read_new() else { throw BoxstackError(.internalError, "libarchive could not allocate a reader.") }
         archive_read_support_format_tar(reader)
         archive_read_support_format_empty(reader)
@@ -157,26 +179,22 @@ private final class StackExporter {
         return reader
     }
 
-    private static func message(_ archive: OpaquePointer) -> String {
+    fileprivate static func message(_ archive: OpaquePointer) -> String {
         archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
     }
 
-    /// Calls `body` with each entry of `layer` and its ordinal; `body` returns false to stop early.
-    private func forEachEntry(of layer: StackedLayer, _ body: (OpaquePointer, Int, OpaquePointer) throws -> Bool) throws {
-        let reader = try openLayer(layer)
-        defer { archive_read_free(reader) }
+    /// The next header of `reader`, or nil at the end.
+    fileprivate static func next(_ reader: OpaquePointer, of layer: StackedLayer) throws -> OpaquePointer? {
         var entry: OpaquePointer?
-        var ordinal = 0
-        while true {
-            let status = archive_read_next_header(reader, &entry)
-            if status == ARCHIVE_EOF { return }
-            guard status >= ARCHIVE_WARN, let entry else {
-                throw BoxstackError(.invalidData, "\(layer.description) is damaged: \(Self.message(reader)).")
-            }
-            guard try body(entry, ordinal, reader) else { return }
-            ordinal += 1
+        let status = archive_read_next_header(reader, &entry)
+        if status == ARCHIVE_EOF { return nil }
+        guard status >= ARCHIVE_WARN, let entry else {
+            throw BoxstackError(.invalidData, "\(layer.description) is damaged: \(Self.message(reader)).")
         }
+        return entry
     }
+
+    // MARK: Pass 1
 
     private func isVisible(_ path: String, isDirectory: Bool) -> Bool {
         if decided.contains(path) || hiddenSubtrees.contains(path) { return false }
@@ -202,6 +220,8 @@ private final class StackExporter {
     /// Decides the winners of layer `index`; its whiteouts (and its non-directories) hide lower layers only.
     private func decide(layer index: Int) throws {
         let layer = layers[index]
+        let reader = try Self.openLayer(layer)
+        defer { archive_read_free(reader) }
         var hiddenBelow: [String] = []
         var opaqueBelow: [String] = []
         /// Ordinal of the last content entry (not a hard link, not a directory) of each path in this layer.
@@ -209,71 +229,88 @@ private final class StackExporter {
         /// For hard links of this layer: the content entry they share.
         var linkRoot: [String: String] = [:]
         var wonHere: Set<String> = []
-        /// Content entries that lost, with the hard link now carrying their content.
-        var carrier: [String: String] = [:]
+        /// Index in `groups` of this layer's group for a content path.
+        var groupOfRoot: [String: Int] = [:]
 
-        try forEachEntry(of: layer) { entry, ordinal, _ in
+        var ordinal = -1
+        while let entry = try Self.next(reader, of: layer) {
+            ordinal += 1
             let rawName = String(cString: archive_entry_pathname(entry))
             let path: String
             do throws(LayerPath.UnsafeName) { path = try LayerPath.checked(rawName) } catch { throw refuse(rawName, layer, error.reason) }
-            if path.isEmpty { return true }
+            if path.isEmpty { continue }
             let (parent, name) = Self.split(path)
             if name == ".wh..wh..opq" {
                 opaqueBelow.append(parent)
-                return true
+                continue
             }
             if name.hasPrefix(".wh.") {
                 hiddenBelow.append(parent.isEmpty ? String(name.dropFirst(4)) : parent + "/" + name.dropFirst(4))
-                return true
+                continue
             }
             let isDirectory = archive_entry_filetype(entry) == ArchiveFileType.directory
             var linkTarget: String?
             if let link = archive_entry_hardlink(entry) {
                 let rawTarget = String(cString: link)
                 let target: String
-                do { target = try LayerPath.checked(rawTarget) } catch {
+                do throws(LayerPath.UnsafeName) { target = try LayerPath.checked(rawTarget) } catch {
                     throw refuse(rawName, layer, "its hard link target \(rawTarget.debugDescription) is outside the tree")
                 }
                 let root = linkRoot[target] ?? target
                 guard contentOrdinal[root] != nil else {
-                    throw refuse(rawName, layer, "its hard link target \(rawTarget.debugDescription) is not an earlier entry of the same layer")
+                    throw refuse(
+                        rawName, layer, "its hard link target \(rawTarget.debugDescription) is not an earlier entry of the same layer")
                 }
                 linkRoot[path] = root
                 linkTarget = root
             } else if !isDirectory {
                 contentOrdinal[path] = ordinal
                 linkRoot[path] = nil
+                groupOfRoot[path] = nil
             }
 
             guard isVisible(path, isDirectory: isDirectory) else {
                 report.hiddenEntries += 1
-                return true
+                continue
             }
             markDecided(path)
             wonHere.insert(path)
             if isDirectory {
-                directories[path] = try Self.clone(entry, path: path, hardlink: nil)
-                return true
+                items[path] = .header(try clone(entry, path: path, hardlink: nil))
+                continue
             }
             // A non-directory hides whatever lower layers have below its path.
             hiddenBelow.append(path)
-            guard let root = linkTarget else {
-                dispositions[index][ordinal] = .keep
-                return true
+            guard let root = linkTarget, let rootOrdinal = contentOrdinal[root] else {
+                items[path] = .content(layer: index, ordinal: ordinal, path: path)
+                continue
             }
-            if wonHere.contains(root) {
-                hardlinks[index].append(try Self.clone(entry, path: path, hardlink: root))
-            } else if let first = carrier[root] {
-                hardlinks[index].append(try Self.clone(entry, path: path, hardlink: first))
-            } else if let source = contentOrdinal[root] {
-                carrier[root] = path
-                dispositions[index][source] = .renamed(path)
-                report.hardlinksCopied += 1
+            let header = try clone(entry, path: path, hardlink: root)
+            if let group = groupOfRoot[root] {
+                groups[group].links.append((path, header))
+            } else {
+                groupOfRoot[root] = groups.count
+                groups.append(
+                    LinkGroup(layer: index, ordinal: rootOrdinal, rootPath: root, rootWon: wonHere.contains(root), links: [(path, header)]))
             }
-            return true
         }
         hiddenSubtrees.formUnion(hiddenBelow)
         opaqueDirectories.formUnion(opaqueBelow)
+    }
+
+    /// Makes the first member of each hard-link group in tree order carry the content, and the others
+    /// links to it; a group whose content entry lost keeps that entry's content under its links' names.
+    private func resolveLinkGroups() throws {
+        for group in groups {
+            var members = group.links.map(\.path)
+            if group.rootWon { members.append(group.rootPath) } else { report.hardlinksCopied += 1 }
+            members.sort(by: TreeManifest.precedes)
+            let carrier = members[0]
+            items[carrier] = .content(layer: group.layer, ordinal: group.ordinal, path: carrier)
+            for member in members.dropFirst() {
+                items[member] = .header(try clone(group.links[0].header, path: member, hardlink: carrier))
+            }
+        }
     }
 
     private static func split(_ path: String) -> (parent: String, name: String) {
@@ -282,16 +319,17 @@ private final class StackExporter {
     }
 
     /// A header-only copy of `entry` named `path` (a hard link to `hardlink` when given), with numeric owners.
-    private static func clone(_ entry: OpaquePointer, path: String, hardlink: String?) throws -> OpaquePointer {
+    private func clone(_ entry: OpaquePointer, path: String, hardlink: String?) throws -> OpaquePointer {
         guard let copy = archive_entry_clone(entry) else { throw BoxstackError(.internalError, "libarchive could not copy an entry.") }
+        headers.append(copy)
         archive_entry_copy_pathname(copy, path)
         if let hardlink {
             archive_entry_copy_hardlink(copy, hardlink)
             archive_entry_set_size(copy, 0)
         }
-        // One link per header: the writer must not try to pair these up itself.
+        // One link per header: the writer must not pair entries up itself.
         archive_entry_set_nlink(copy, 1)
-        prepare(copy)
+        Self.prepare(copy)
         return copy
     }
 
@@ -304,28 +342,39 @@ private final class StackExporter {
         archive_entry_unset_birthtime(entry)
         archive_entry_sparse_clear(entry)
     }
+}
 
-    // MARK: Pass 2
+/// One open reader per layer for pass 2, each positioned at a known entry ordinal.
+private struct LayerReaders {
+    private let layers: [StackedLayer]
+    private var readers: [Int: (reader: OpaquePointer, ordinal: Int)] = [:]
 
-    /// Copies the winning content entries of layer `index`, with their data.
-    private func write(layer index: Int, to writer: LayerWriter) throws {
-        let layer = layers[index]
-        let wanted = dispositions[index]
-        guard let last = wanted.keys.max() else { return }
-        try forEachEntry(of: layer) { entry, ordinal, reader in
-            guard let disposition = wanted[ordinal] else { return ordinal < last }
-            switch disposition {
-            case .keep:
-                let rawName = String(cString: archive_entry_pathname(entry))
-                guard let path = LayerPath.normalized(rawName) else { throw refuse(rawName, layer, "the layer changed while it was read") }
-                archive_entry_copy_pathname(entry, path)
-            case .renamed(let path):
-                archive_entry_copy_pathname(entry, path)
-            }
-            archive_entry_set_nlink(entry, 1)
-            Self.prepare(entry)
-            try writer.write(entry: entry, contentFrom: reader)
-            return ordinal < last
+    init(layers: [StackedLayer]) {
+        self.layers = layers
+    }
+
+    /// Entry `ordinal` of layer `layer`, with the reader positioned at its content.
+    mutating func entry(layer: Int, ordinal: Int) throws -> (OpaquePointer, OpaquePointer) {
+        if let open = readers[layer], open.ordinal >= ordinal {
+            archive_read_free(open.reader)
+            readers[layer] = nil
         }
+        if readers[layer] == nil { readers[layer] = (try StackExporter.openLayer(layers[layer]), -1) }
+        guard let open = readers[layer] else { throw BoxstackError(.internalError, "no reader for \(layers[layer].description).") }
+        let reader = open.reader
+        var current = open.ordinal
+        while true {
+            guard let entry = try StackExporter.next(reader, of: layers[layer]) else {
+                throw BoxstackError(.invalidData, "\(layers[layer].description) changed while it was read; export again.")
+            }
+            current += 1
+            readers[layer] = (reader, current)
+            if current == ordinal { return (entry, reader) }
+        }
+    }
+
+    mutating func close() {
+        for open in readers.values { archive_read_free(open.reader) }
+        readers = [:]
     }
 }

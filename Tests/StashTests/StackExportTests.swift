@@ -73,9 +73,10 @@ import Testing
         let names = try TreeFixture.tarEntries(tar)
         #expect(!names.contains { $0.contains(".wh.") }, "whiteouts must not reach the stacked tar")
         #expect(!names.contains { $0.hasPrefix("usr/lib/deep") })
-        // Directories come first, so the box never creates a parent with default metadata.
-        let firstNonDirectory = names.firstIndex { !$0.hasSuffix("/") } ?? names.count
-        #expect(names[firstNonDirectory...].allSatisfy { !$0.hasSuffix("/") })
+        // Depth-first tree order: each directory right before its contents, as GNU tar needs to restore
+        // directory times.
+        let paths = names.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        #expect(paths == paths.sorted(by: TreeManifest.precedes))
     }
 
     @Test func directoryReplacedByFileAndFileByDirectory() throws {

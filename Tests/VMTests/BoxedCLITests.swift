@@ -40,7 +40,7 @@ import Testing
         #expect(result.status != .terminated(code: 0))
         #expect(result.errorOutput.contains("--bogus-option"))
         #expect(ContinuousClock.now - started < .seconds(10))
-        #expect(!FileManager.default.fileExists(atPath: cli.runsDirectory))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory)) ?? []).isEmpty)
     }
 
     @Test func qemuThatCannotStartIsReportedWithoutLeftovers() throws {
@@ -87,7 +87,7 @@ import Testing
         let result = try cli.run(["--box", "panicking", "--no-update-check", "--", "--stash", "tiny-root", "--target-dir", "out"])
         #expect(result.status != .terminated(code: 0))
         #expect(result.errorOutput.contains("stopped before its agent answered"), "\(result.errorOutput)")
-        #expect(result.errorOutput.contains("Kernel panic") || result.errorOutput.contains("init"), "\(result.errorOutput)")
+        #expect(result.errorOutput.contains("panic"), "the console tail shows the panic: \(result.errorOutput)")
     }
 
     @Test func sigintMidRunLeavesNothingBehind() async throws {

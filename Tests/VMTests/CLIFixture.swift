@@ -39,12 +39,12 @@ struct BoxstackCLI {
         // One box cache for the whole test run: the box is copied and verified once, not per test.
         environment["BOXSTACK_CACHE_DIR"] = environment["BOXSTACK_TEST_CACHE_DIR"] ?? NSTemporaryDirectory() + "/boxstack-test-cache"
         environment["BOXSTACK_STASH_DIR"] = workspace.file("stashes")
-        environment["XDG_RUNTIME_DIR"] = workspace.file("runtime")
-        try FileManager.default.createDirectory(atPath: workspace.file("runtime"), withIntermediateDirectories: true)
+        // Its own runs directory, so a test sees only its own runs (the libvirt session stays the user's).
+        environment["BOXSTACK_RUNS_DIR"] = workspace.file("runs")
         self.environment = environment
     }
 
-    var runsDirectory: String { workspace.file("runtime/boxstack/runs") }
+    var runsDirectory: String { workspace.file("runs") }
 
     /// Runs boxstack to completion.
     func run(_ arguments: [String]) throws -> ProcessResult {

@@ -40,6 +40,7 @@ enum TestBox {
         options.timeout = timeout
         var environment = ProcessInfo.processInfo.environment
         environment["BOXSTACK_CACHE_DIR"] = environment["BOXSTACK_TEST_CACHE_DIR"] ?? workspace.file("cache")
+        environment["BOXSTACK_RUNS_DIR"] = workspace.file("runs")
         options.paths = Paths(environment: environment)
         return options
     }
