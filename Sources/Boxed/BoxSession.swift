@@ -226,7 +226,9 @@ public final class BoxSession: @unchecked Sendable {
         if options.keepRunning { return }
         for bridge in bridges { bridge.stop() }
         agent?.session.close()
-        try? domain?.destroy()
+        // Looked up by name too: a signal can arrive after libvirt started the domain but before
+        // `domain` was assigned.
+        if let domain { try? domain.destroy() } else { try? connection.domain(named: runDirectory.domainName)?.destroy() }
         shareBackend.stop()
         runDirectory.remove()
     }

@@ -124,7 +124,8 @@ public enum BoxedBuild {
         return 0
     }
 
-    static func exitCode(_ status: ExitStatus) -> Int32 {
+    /// The process exit code that reports `status` (128 + signal for a signalled command, as shells do).
+    public static func exitCode(_ status: ExitStatus) -> Int32 {
         switch status {
         case .terminated(let code): return code
         case .signalled(let signal): return 128 + signal

@@ -15,22 +15,8 @@ enum BoxedStash {
         let references = try texts.map { try StashReference(parsing: $0) }
         for reference in references {
             if let fromRegistry {
-                let remote = try ImageReference(parsing: "\(fromRegistry)/\(reference.name):\(reference.tag)")
-                let lock = try store.lock(name: reference.name)
-                let layoutPath = store.layoutPath(name: reference.name)
-                let isNew = !OCILayout.exists(at: layoutPath)
-                let client = try RegistryClient(for: remote)
-                do {
-                    try await ImageTransfer(client: client).pull(
-                        reference: remote, into: try OCILayout.create(at: layoutPath), tag: reference.tag)
-                    try await client.shutdown()
-                } catch {
-                    try? await client.shutdown()
-                    // A failed pull leaves the store as it was: no empty layout for a new name.
-                    if isNew { try? FileManager.default.removeItem(atPath: layoutPath) }
-                    throw error
-                }
-                withExtendedLifetime(lock) {}
+                try await store.pull(
+                    try ImageReference(parsing: "\(fromRegistry)/\(reference.name):\(reference.tag)"), as: reference)
             } else {
                 let layout = store.layoutPath(name: reference.name)
                 guard OCILayout.exists(at: layout), (try? OCILayout(opening: layout).descriptor(tag: reference.tag)) != nil else {

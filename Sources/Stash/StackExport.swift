@@ -28,9 +28,9 @@ extension StashStore {
     /// Layers are stacked with the same semantics as `unpack`: `.wh.X` hides X and its subtree below its
     /// layer, `.wh..wh..opq` hides the lower contents of its directory, a non-directory hides a lower
     /// directory's subtree, and later images win over earlier ones. The tar lists the tree depth first,
-    /// each directory before its contents (GNU tar sets a directory's times when it leaves it), and the
-    /// first member of each hard-link group in that order carries the content, so link targets always
-    /// precede their links.
+    /// each directory right before its contents (GNU tar sets a directory's times when it leaves it),
+    /// as long as the layers list their entries in that order (ours, umoci's and `tar --sort=name`'s
+    /// do; entries of other layers keep their layer's order). Link targets always precede their links.
     ///
     /// A hard link whose target a higher layer replaced or deleted keeps the content it had in its own
     /// layer (as it does when the layers are extracted one after another): those links are
@@ -73,9 +73,9 @@ struct StackedLayer {
 ///
 /// Pass 1 reads only headers, top layer first, and decides which entry of which layer ends up in the
 /// tree: an entry is visible unless a higher layer already has its path, whites it out (or an
-/// ancestor), made an ancestor opaque, or needs the path to be a directory. The winners are then sorted
-/// into tree order, and pass 2 writes them, reading all layers side by side (a layer whose entries are
-/// not in tree order is re-read from its start when needed).
+/// ancestor), made an ancestor opaque, or needs the path to be a directory. Pass 2 merges the layers'
+/// winners, each layer in its own order, picking the next entry in tree order among the layers' next
+/// winners; so every layer is read once, front to back, and sorted layers give a sorted tar.
 private final class StackExporter {
     /// One entry of the output, in tree order.
     private enum Item {
@@ -85,13 +85,21 @@ private final class StackExporter {
         case content(layer: Int, ordinal: Int, path: String)
     }
 
+    /// A winner at the position of entry `ordinal` of its layer.
+    private struct Slot {
+        var ordinal: Int
+        var path: String
+        var item: Item
+    }
+
     /// The content entry of one layer that hard links of that layer share.
     private struct LinkGroup {
         var layer: Int
         var ordinal: Int
         var rootPath: String
         var rootWon: Bool
-        var links: [(path: String, header: OpaquePointer)] = []
+        /// The winning links, in layer order.
+        var links: [(ordinal: Int, path: String, header: OpaquePointer)] = []
     }
 
     private let layers: [StackedLayer]
@@ -107,8 +115,8 @@ private final class StackExporter {
     /// Ancestors of decided paths: a lower non-directory there would break the tree above it.
     private var impliedDirectories: Set<String> = []
 
-    /// The winners by path.
-    private var items: [String: Item] = [:]
+    /// The winners of each layer.
+    private var slots: [[Slot]]
     /// Hard-link groups with at least one winning link.
     private var groups: [LinkGroup] = []
     /// Cloned headers, freed with the exporter.
@@ -117,6 +125,7 @@ private final class StackExporter {
     init(layers: [StackedLayer], outputPath: String) {
         self.layers = layers
         self.outputPath = outputPath
+        slots = Array(repeating: [], count: layers.count)
     }
 
     deinit {
@@ -134,8 +143,8 @@ private final class StackExporter {
         let writer = try LayerWriter(outputPath: temporary, compression: .none)
         var readers = LayerReaders(layers: layers)
         defer { readers.close() }
-        for path in items.keys.sorted(by: TreeManifest.precedes) {
-            switch items[path] {
+        for slot in mergedSlots() {
+            switch slot.item {
             case .header(let header):
                 try writer.write(entry: header, contentFrom: nil as String?)
             case .content(let layer, let ordinal, let path):
@@ -144,8 +153,6 @@ private final class StackExporter {
                 archive_entry_set_nlink(entry, 1)
                 Self.prepare(entry)
                 try writer.write(entry: entry, contentFrom: reader)
-            case nil:
-                continue
             }
         }
         report.entries = writer.entryCount
@@ -276,40 +283,69 @@ private final class StackExporter {
             markDecided(path)
             wonHere.insert(path)
             if isDirectory {
-                items[path] = .header(try clone(entry, path: path, hardlink: nil))
+                slots[index].append(Slot(ordinal: ordinal, path: path, item: .header(try clone(entry, path: path, hardlink: nil))))
                 continue
             }
             // A non-directory hides whatever lower layers have below its path.
             hiddenBelow.append(path)
             guard let root = linkTarget, let rootOrdinal = contentOrdinal[root] else {
-                items[path] = .content(layer: index, ordinal: ordinal, path: path)
+                slots[index].append(Slot(ordinal: ordinal, path: path, item: .content(layer: index, ordinal: ordinal, path: path)))
                 continue
             }
             let header = try clone(entry, path: path, hardlink: root)
             if let group = groupOfRoot[root] {
-                groups[group].links.append((path, header))
+                groups[group].links.append((ordinal, path, header))
             } else {
                 groupOfRoot[root] = groups.count
                 groups.append(
-                    LinkGroup(layer: index, ordinal: rootOrdinal, rootPath: root, rootWon: wonHere.contains(root), links: [(path, header)]))
+                    LinkGroup(layer: index, ordinal: rootOrdinal, rootPath: root, rootWon: wonHere.contains(root), links: [(ordinal, path, header)]))
             }
         }
         hiddenSubtrees.formUnion(hiddenBelow)
         opaqueDirectories.formUnion(opaqueBelow)
     }
 
-    /// Makes the first member of each hard-link group in tree order carry the content, and the others
-    /// links to it; a group whose content entry lost keeps that entry's content under its links' names.
+    /// Adds the hard links to the layers' winners: links to a winning content entry stay links to it; the
+    /// links of a content entry that lost share its content, written under the first link's name at
+    /// that entry's position (so every layer is still read front to back).
     private func resolveLinkGroups() throws {
         for group in groups {
-            var members = group.links.map(\.path)
-            if group.rootWon { members.append(group.rootPath) } else { report.hardlinksCopied += 1 }
-            members.sort(by: TreeManifest.precedes)
-            let carrier = members[0]
-            items[carrier] = .content(layer: group.layer, ordinal: group.ordinal, path: carrier)
-            for member in members.dropFirst() {
-                items[member] = .header(try clone(group.links[0].header, path: member, hardlink: carrier))
+            let carrier: String
+            var links = group.links[...]
+            if group.rootWon {
+                carrier = group.rootPath
+            } else {
+                report.hardlinksCopied += 1
+                guard let first = links.popFirst() else { continue }
+                carrier = first.path
+                slots[group.layer].append(
+                    Slot(ordinal: group.ordinal, path: carrier, item: .content(layer: group.layer, ordinal: group.ordinal, path: carrier)))
             }
+            for link in links {
+                slots[group.layer].append(
+                    Slot(ordinal: link.ordinal, path: link.path, item: .header(try clone(link.header, path: link.path, hardlink: carrier))))
+            }
+        }
+        for index in slots.indices { slots[index].sort { $0.ordinal < $1.ordinal } }
+    }
+
+    /// All winners: the layers' winners merged, each layer's in its order, the next one always the first
+    /// in tree order among the layers' next ones.
+    private func mergedSlots() -> [Slot] {
+        var next = Array(repeating: 0, count: slots.count)
+        var merged: [Slot] = []
+        merged.reserveCapacity(slots.reduce(0) { $0 + $1.count })
+        while true {
+            var best: Int?
+            for index in slots.indices where next[index] < slots[index].count {
+                if let current = best, !TreeManifest.precedes(slots[index][next[index]].path, slots[current][next[current]].path) {
+                    continue
+                }
+                best = index
+            }
+            guard let best else { return merged }
+            merged.append(slots[best][next[best]])
+            next[best] += 1
         }
     }
 
@@ -344,7 +380,8 @@ private final class StackExporter {
     }
 }
 
-/// One open reader per layer for pass 2, each positioned at a known entry ordinal.
+/// One open reader per layer for pass 2, each positioned at a known entry ordinal; a layer is only
+/// re-opened if an earlier entry is asked for, which the merge never does.
 private struct LayerReaders {
     private let layers: [StackedLayer]
     private var readers: [Int: (reader: OpaquePointer, ordinal: Int)] = [:]

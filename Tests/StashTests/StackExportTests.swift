@@ -58,6 +58,27 @@ import Testing
         try layout.setTag("latest", to: manifest)
     }
 
+    @Test func layerNotInTreeOrderEqualsUnpack() throws {
+        // GNU tar without --sort writes directory order, which is not the export's tree order.
+        let tree = path("unsorted")
+        try TreeFixture.shell(
+            "for d in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do mkdir d$d; "
+                + "for f in $(seq 1 100); do echo $f > d$d/f$((f * 7919 % 1000)); done; done",
+            in: tree)
+        let layer = path("unsorted.tar")
+        try Subprocess.run(["tar", "-cf", layer, "-C", tree, "."]).check()
+        let layout = try OCILayout.create(at: store.layoutPath(name: "unsorted"))
+        let (digest, size) = try layout.importBlob(fromFile: layer)
+        var config = ImageConfig(architecture: "amd64")
+        config.rootfs.diffIDs = [digest]
+        let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)
+        let manifest = Manifest(config: configBlob, layers: [Descriptor(mediaType: MediaType.layerTar, digest: digest, size: size)])
+        try layout.setTag("latest", to: try layout.writeBlob(OCIJSON.encode(manifest), mediaType: MediaType.imageManifest))
+        let started = ContinuousClock.now
+        try expectExportMatchesUnpack([try StashReference(name: "unsorted")])
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
     @Test func incrementalStashWithWhiteoutsEqualsUnpack() throws {
         let tree = path("tree")
         try TreeFixture.makeSampleTree(at: tree)
@@ -162,6 +183,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: tar))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("hostile.tar") }
         #expect(leftovers.isEmpty)
+    }
+
+    @Test(arguments: [("../outside", "outside the tree"), ("later", "not an earlier entry of the same layer")])
+    func hardLinksOutsideTheirLayerAreRefused(target: String, reason: String) throws {
+        try storeImage(name: "links", layers: [[("link", "hardlink", target, ""), ("later", "file", "", "x")]])
+        let tar = path("links.tar")
+        let error = try #require(throws: BoxstackError.self) {
+            try store.exportStack([try StashReference(name: "links")], toTar: tar)
+        }
+        #expect("\(error)".contains("\"link\"") && "\(error)".contains(reason), "\(error)")
+        #expect(!FileManager.default.fileExists(atPath: tar))
     }
 
     @Test(.enabled(if: Subprocess.which("umoci") != nil))

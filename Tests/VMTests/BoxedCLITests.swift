@@ -14,7 +14,7 @@ import Testing
         try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
         let target = cli.workspace.file("image")
         let result = try cli.run([
-            "--box", "debian", "--offline", "--no-update-check", "--keep-root", "tiny-root",
+            "--box", "debian", "--offline", "--keep-root", "tiny-root",
             "--", "--stash", "tiny-root", "--target-dir", "image",
         ])
         #expect(result.status == .terminated(code: 0), "\(result.combined)")
@@ -29,7 +29,7 @@ import Testing
         let log = try String(contentsOfFile: target + "/boxstack.log", encoding: .utf8)
         #expect(log.contains("kiwi-ng system create"))
         let stashes = try cli.run(["stash", "--list", "--json"]).check().output
-        #expect(stashes.contains("\"layerCount\" : 2"), "\(stashes)")
+        #expect(stashes.contains("\"layers\" : 2"), "\(stashes)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
     }
 
@@ -96,7 +96,7 @@ import Testing
         try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
         let stderrPath = cli.workspace.file("stderr.txt")
         let process = try cli.start(
-            ["--no-update-check", "--offline", "--", "--stash", "tiny-root", "--target-dir", "out"], stderrPath: stderrPath)
+            ["--offline", "--", "--stash", "tiny-root", "--target-dir", "out"], stderrPath: stderrPath)
         let connection = try LibvirtConnection()
         let deadline = ContinuousClock.now + .seconds(300)
         var domain: String?

@@ -8,7 +8,7 @@ struct BoxesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boxes",
         abstract: "List, fetch, update and remove build boxes.",
-        subcommands: [BoxesList.self, BoxesFetch.self, BoxesUpdate.self, BoxesRemove.self])
+        subcommands: [BoxesList.self, BoxesFetch.self, BoxesUpdate.self, BoxesRemove.self, BoxesRun.self])
 }
 
 struct BoxesList: AsyncParsableCommand {

@@ -53,10 +53,7 @@ struct BoxedBuildCommand {
         let cached = try await BoxCache().ensure(
             definition, arch: arch, checkForUpdates: !box.noUpdateCheck, progress: ProgressBar.isTerminal)
         if let notice = cached.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
-        return BoxImage(
-            name: cached.name, architecture: try MachineArchitecture.named(cached.arch), kernel: cached.kernel,
-            initrd: cached.initrd, disk: cached.disk, kernelArguments: cached.cmdline, console: cached.console,
-            memoryBytes: cached.memory, cpus: cached.cpus)
+        return try BoxImage(cached)
     }
 }
 

@@ -1,13 +1,8 @@
 import ArgumentParser
 import BoxstackCore
 import Foundation
-import OCI
 import Registry
 import Stash
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `boxstack stash pull REGISTRY/REPO[:TAG] [--as NAME[:TAG]]`.
 struct StashPull: AsyncParsableCommand {
@@ -31,30 +26,7 @@ struct StashPull: AsyncParsableCommand {
             let image = try ImageReference(parsing: source)
             let target = try stashAs.map { try StashReference(parsing: $0) }
                 ?? StashReference(name: image.repository, tag: image.tag ?? "latest")
-            let store = StashStore()
-            let lock = try store.lock(name: target.name)
-            defer { _ = lock }
-            let finalPath = store.layoutPath(name: target.name)
-            let isFirst = !OCILayout.exists(at: finalPath)
-            // A first pull goes to a temporary layout that is renamed into place, so a failure leaves nothing.
-            let workingPath = isFirst ? store.directory + "/.tmp-" + UUID().uuidString : finalPath
-            if isFirst { try FileManager.default.makeDirectory(store.directory) }
-            defer { if isFirst { try? FileManager.default.removeItem(atPath: workingPath) } }
-            let layout = isFirst ? try OCILayout.create(at: workingPath) : try OCILayout(opening: finalPath)
-            let credentials = try RegistryCredentials.lookup(registry: image.registry, repository: image.repository)
-            let manifest = try await RegistryClient.withClient(
-                registry: image.registry, tlsVerify: tlsVerify, credentials: credentials
-            ) { client in
-                try await ImageTransfer(client: client).pull(reference: image, into: layout, tag: target.tag)
-            }
-            if isFirst {
-                try FileManager.default.makeDirectory((finalPath as NSString).deletingLastPathComponent)
-                guard rename(workingPath, finalPath) == 0 else {
-                    throw BoxstackError(.permission, "cannot move the pulled stash into \(finalPath): \(String(cString: strerror(errno))).")
-                }
-            } else {
-                try layout.garbageCollect()
-            }
+            let manifest = try await StashStore().pull(image, as: target, tlsVerify: tlsVerify)
             print("pulled \(image) as \(target) (\(manifest.digest))")
         }
     }

@@ -1,0 +1,47 @@
+import BoxstackCore
+import Foundation
+import TestSupport
+import Testing
+
+/// The seed's three use cases with full KIWI builds from Debian's repositories in the box.
+/// Under TCG this takes 20-40 minutes, so it runs only with BOXSTACK_SLOW_TESTS=1 (Scripts/test
+/// leaves the suite out otherwise rather than reporting it skipped).
+@Suite(.serialized) struct SlowTier {
+    @Test func buildKeepRootRebuildOfflineAndDeriveWithAPackage() throws {
+        let cli = try BoxstackCLI("slow-tier")
+        let fixtures = repositoryRoot + "/Tests/Fixtures"
+
+        // 1. Build, then keep the root.
+        let built = try cli.run([
+            "--keep-root", "tiny-debian:1",
+            "--", "--description", fixtures + "/tiny-debian", "--target-dir", "built",
+        ])
+        #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
+        let builtFiles = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
+        #expect(builtFiles.contains { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") }, "\(builtFiles)")
+        let list = try cli.run(["stash", "--list", "--json"]).check().output
+        #expect(list.contains("tiny-debian"))
+
+        // 2. Rebuild from the stash alone, with no network in the box.
+        let rebuilt = try cli.run([
+            "--offline", "--", "--stash", "tiny-debian:1", "--target-dir", "rebuilt",
+        ])
+        #expect(rebuilt.status == .terminated(code: 0), "\(rebuilt.errorOutput.suffix(3000))")
+        let rebuiltFiles = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("rebuilt"))
+        let tarball = try #require(rebuiltFiles.first { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") })
+        let listing = try Subprocess.run(["tar", "-tJf", cli.workspace.file("rebuilt/" + tarball)]).check().output
+        #expect(listing.contains("bin/bash"))
+
+        // 3. A derived build: the stash plus a description that adds a package.
+        let derived = try cli.run([
+            "--", "--stash", "tiny-debian:1", "--description", fixtures + "/tiny-debian-vim",
+            "--target-dir", "derived",
+        ])
+        #expect(derived.status == .terminated(code: 0), "\(derived.errorOutput.suffix(3000))")
+        let derivedFiles = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("derived"))
+        let derivedTarball = try #require(derivedFiles.first { $0.hasPrefix("tiny-debian-vim.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") })
+        let derivedListing = try Subprocess.run(["tar", "-tJf", cli.workspace.file("derived/" + derivedTarball)]).check().output
+        #expect(derivedListing.contains("usr/bin/vim.tiny"))
+        #expect(derivedListing.contains("bin/bash"))
+    }
+}
