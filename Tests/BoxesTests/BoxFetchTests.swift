@@ -93,16 +93,13 @@ struct BoxFetchTests {
         _ = try await fixture.cache.fetch(box, arch: "x86_64", progress: false)
         try fixture.server.clearLog()
 
-        let clock = ContinuousClock()
-        let started = clock.now
+        // Its time is measured by Scripts/bench/box-fetch, not asserted here.
         let results = try await fixture.cache.update([box], progress: false)
-        let elapsed = clock.now - started
 
         #expect(results.map(\.downloadedFiles) == [[]])
         #expect(results.map(\.downloadedBytes) == [0])
         #expect(try fixture.server.boxBytesServed() == 0)
         #expect(try fixture.server.requests().allSatisfy { $0.path.hasSuffix(".sha256") })
-        #expect(elapsed < .seconds(1))
     }
 
     @Test func oneChangedFileIsTheOnlyOneDownloaded() async throws {

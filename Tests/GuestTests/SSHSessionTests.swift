@@ -33,7 +33,7 @@ struct SSHSessionTests {
         #expect(throws: BoxstackError.self) {
             try SSHSession.waitUntilReachable(endpoint, deadline: .now + .seconds(30))
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(15))
     }
 
     @Test("a login key the server does not accept gives a clear error")
@@ -166,7 +166,7 @@ struct SSHSessionTests {
         let elapsed = ContinuousClock.now - started
         #expect(error.message.contains("sent nothing"))
         #expect(elapsed > .seconds(3))
-        #expect(elapsed < .seconds(10))
+        #expect(elapsed < .seconds(30))
     }
 
     @Test("waiting for a port where nothing listens ends at the deadline with a clear error")
@@ -183,7 +183,7 @@ struct SSHSessionTests {
         #expect(error.message.contains("did not let boxstack in within"))
         #expect(error.message.contains("refused"))
         #expect(elapsed >= .seconds(2))
-        #expect(elapsed < .seconds(4))
+        #expect(elapsed < .seconds(12))
     }
 
     @Test("a port that accepts but never speaks is abandoned at the deadline")
@@ -200,7 +200,7 @@ struct SSHSessionTests {
         }
         #expect(error.code == .timeout)
         #expect(error.message.contains("silent"))
-        #expect(ContinuousClock.now - started < .seconds(4))
+        #expect(ContinuousClock.now - started < .seconds(12))
     }
 
     @Test("connections reset while the box boots are retried until sshd answers")
@@ -236,7 +236,7 @@ struct SSHSessionTests {
         let output = LockedBox("")
         let task = Task {
             try await session.execute(
-                "echo started; exec sleep 8", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
+                "echo started; exec sleep 120", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
                 onStderr: { _ in })
         }
         for _ in 0..<100 where output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
@@ -245,7 +245,8 @@ struct SSHSessionTests {
         task.cancel()
         let error = await #expect(throws: BoxstackError.self) { try await task.value }
         #expect(error?.code == .interrupted)
-        #expect(ContinuousClock.now - cancelled < .seconds(2))
+        // Well before the command would end by itself: the cancel, not the command, ended it.
+        #expect(ContinuousClock.now - cancelled < .seconds(30))
         #expect(try await session.run("echo still usable").output == "still usable\n")
     }
 

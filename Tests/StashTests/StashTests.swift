@@ -308,16 +308,7 @@ struct StashInteropTests {
         let scratch = try Scratch()
         let layout = scratch.store.layoutPath(name: "from-umoci")
         let bundle = scratch.path("bundle")
-        let rootless = TreeFixture.isRoot ? [] : ["--rootless"]
-        try Subprocess.run(["umoci", "init", "--layout", layout]).check()
-        try Subprocess.run(["umoci", "new", "--image", layout + ":latest"]).check()
-        try Subprocess.run(["umoci", "unpack"] + rootless + ["--image", layout + ":latest", bundle]).check()
-        try TreeFixture.shell(
-            "mkdir -p etc gone/deep opq && echo one > etc/a && echo two > gone/deep/f && echo o > opq/old && ln -s etc/a link",
-            in: bundle + "/rootfs")
-        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
-        try TreeFixture.shell("rm -r gone && echo three > etc/a && rm opq/old && echo n > opq/new", in: bundle + "/rootfs")
-        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+        try TreeFixture.makeUmociImageWithWhiteouts(layout: layout, bundle: bundle)
 
         let unpacked = scratch.path("unpacked")
         try scratch.store.unpack([try StashReference(name: "from-umoci")], into: unpacked)

@@ -11,6 +11,21 @@ public enum TreeFixture {
     public static var isRoot: Bool { geteuid() == 0 }
 
     /// Runs a shell script with `root` (created when missing) as the working directory; throws on failure.
+    /// An image made by umoci with two layers, the second deleting a directory tree and a file of an
+    /// opaque-looking directory, so it carries whiteouts the way other tools write them.
+    public static func makeUmociImageWithWhiteouts(layout: String, bundle: String) throws {
+        let rootless = isRoot ? [] : ["--rootless"]
+        try Subprocess.run(["umoci", "init", "--layout", layout]).check()
+        try Subprocess.run(["umoci", "new", "--image", layout + ":latest"]).check()
+        try Subprocess.run(["umoci", "unpack"] + rootless + ["--image", layout + ":latest", bundle]).check()
+        try shell(
+            "mkdir -p etc gone/deep opq && echo one > etc/a && echo two > gone/deep/f && echo o > opq/old && ln -s etc/a link",
+            in: bundle + "/rootfs")
+        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+        try shell("rm -r gone && echo three > etc/a && rm opq/old && echo n > opq/new", in: bundle + "/rootfs")
+        try Subprocess.run(["umoci", "repack", "--image", layout + ":latest", bundle]).check()
+    }
+
     public static func shell(_ script: String, in root: String) throws {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try Subprocess.run(["sh", "-euc", script], currentDirectory: root).check()

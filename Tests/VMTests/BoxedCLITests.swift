@@ -66,22 +66,8 @@ import Testing
     }
 
     @Test func aGuestThatPanicsIsReportedWithTheConsoleTail() throws {
-        let box = try TestBox.image()
-        let directory = (box.kernel as NSString).deletingLastPathComponent
-        let cli = try BoxstackCLI("cli-panic", extraCatalog: """
-              - name: panicking
-                description: init exits at once, so the kernel panics
-                memory: 1G
-                cpus: 1
-                console: ttyS0
-                arch:
-                  x86_64:
-                    source: file://\(directory)/
-                    kernel: debian-box.x86_64.kernel
-                    initrd: debian-box.x86_64.initrd
-                    disk: debian-box.x86_64.qcow2
-                    cmdline: [root=/dev/vda, rw, init=/bin/false]
-            """)
+        let cli = try BoxstackCLI(
+            "cli-panic", extraCatalog: try BoxstackCLI.catalogEntry(name: "panicking", cmdline: ["root=/dev/vda", "rw", "init=/bin/false"]))
         try cli.makeTinyRoot(at: cli.workspace.file("root"))
         try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
         let result = try cli.run(["--box", "panicking", "--no-update-check", "--", "--stash", "tiny-root", "--target-dir", "out"])

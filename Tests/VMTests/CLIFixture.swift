@@ -9,30 +9,33 @@ struct BoxstackCLI {
 
     static var binary: String { repositoryRoot + "/.build/debug/boxstack" }
 
-    /// `extraBoxes` adds catalog entries (YAML list items) next to the test box.
-    init(_ label: String, extraCatalog: String = "") throws {
-        workspace = try TemporaryDirectory(label)
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw BoxstackError(.notFound, "\(Self.binary) is missing: run swift build first.")
-        }
-        let box = try TestBox.image()
-        let boxDirectory = (box.kernel as NSString).deletingLastPathComponent
-        let catalog = """
-            boxes:
-              - name: debian
+    /// A catalog entry for the test box as `name`; `cmdline` replaces its kernel arguments.
+    static func catalogEntry(name: String, cmdline: [String] = ["root=/dev/vda", "rw"]) throws -> String {
+        let directory = (try TestBox.image().kernel as NSString).deletingLastPathComponent
+        return """
+              - name: \(name)
                 description: the test box
                 memory: 2G
                 cpus: 2
                 console: ttyS0
                 arch:
                   x86_64:
-                    source: file://\(boxDirectory)/
+                    source: file://\(directory)/
                     kernel: debian-box.x86_64.kernel
                     initrd: debian-box.x86_64.initrd
                     disk: debian-box.x86_64.qcow2
-                    cmdline: [root=/dev/vda, rw]
-            \(extraCatalog)
+                    cmdline: [\(cmdline.joined(separator: ", "))]
+
             """
+    }
+
+    /// `extraCatalog` adds catalog entries (YAML list items, see `catalogEntry`) next to the test box.
+    init(_ label: String, extraCatalog: String = "") throws {
+        workspace = try TemporaryDirectory(label)
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw BoxstackError(.notFound, "\(Self.binary) is missing: run swift build first.")
+        }
+        let catalog = "boxes:\n" + (try Self.catalogEntry(name: "debian")) + extraCatalog
         try Data(catalog.utf8).write(to: URL(fileURLWithPath: workspace.file("catalog.yaml")))
         var environment = ProcessInfo.processInfo.environment
         environment["BOXSTACK_CATALOG"] = workspace.file("catalog.yaml")
