@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(name: "boxstack", dependencies: ["BoxstackCommands"]),
 
         .testTarget(name: "BoxstackCoreTests", dependencies: ["BoxstackCore", "XML"]),
-        .testTarget(name: "BoxesTests", dependencies: ["Boxes", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "BoxesTests", dependencies: ["Boxes", "Registry", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "StashTests", dependencies: ["Stash", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "Stash", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "KiwiTests", dependencies: ["Kiwi", "XML", "BoxstackCore", "TestSupport"]),

@@ -141,6 +141,7 @@ public final class BoxSession: @unchecked Sendable {
         options.report("booting the \(image.name) box (\(image.architecture), \(accelerator.accelerator.domainType)) as \(spec.name)")
         let domain = try DomainLauncher.start(spec, on: connection, destroyOnClose: !options.keepRunning)
         self.domain = domain
+        if options.keepRunning { try runDirectory.markKept() }
         guard let endpoint else { throw BoxstackError(.internalError, "the domain has no forwarded SSH port.") }
 
         let consoleLog = runDirectory.consoleLogPath

@@ -31,9 +31,19 @@ struct OCISource: PublishedFileSource {
         // The registry client verifies digest and size itself and renames the blob onto the part.
         let bar = progress.bar(total: file.size)
         defer { bar.finish() }
-        try await client.downloadBlob(
-            repository: repository, digest: file.digest, size: file.size, to: part.partPath,
-            progress: { bar.advance(by: $0) })
+        do {
+            try await client.downloadBlob(
+                repository: repository, digest: file.digest, size: file.size, to: part.partPath,
+                progress: { bar.advance(by: $0) })
+        } catch {
+            // Blobs arrive whole or not at all, so the empty part is not worth keeping for a resume.
+            part.discard()
+            guard let failure = error as? BoxstackError, failure.code == .checksumMismatch else { throw error }
+            throw BoxstackError(
+                .checksumMismatch,
+                "\(file.name) from \(name) does not match the digest \(file.digest) its manifest names; the cached box was left unchanged, and the artifact needs to be republished.",
+                cause: failure)
+        }
         try part.adoptVerifiedFile()
     }
 }

@@ -54,6 +54,14 @@ public final class RunDirectory: @unchecked Sendable {
     /// Unix sockets (virtiofsd).
     public var socketsDirectory: String { path + "/sockets" }
 
+    /// Marks the run as kept on purpose (`--box-debug`): garbage collection leaves it alone for as long
+    /// as its domain runs, although its controller is gone.
+    public func markKept() throws {
+        try Data().writeAtomically(to: path + "/" + Self.keptName, mode: 0o600)
+    }
+
+    static let keptName = "kept"
+
     /// Creates the sub-directories a run fills (all 0700).
     public func makeSubdirectories() throws {
         for directory in [seedDirectory, keysDirectory, socketsDirectory] {
@@ -89,7 +97,9 @@ public final class RunDirectory: @unchecked Sendable {
                 continue
             }
             guard let lock = try FileLock.attempt(path: lockPath) else { continue }
-            if let connection, let domain = connection.domain(named: domainPrefix + id) { try domain.destroy() }
+            let domain = connection?.domain(named: domainPrefix + id)
+            if FileManager.default.fileExists(atPath: "\(path)/\(keptName)"), domain?.isActive == true { continue }
+            if let domain { try domain.destroy() }
             _ = try? Subprocess.run(["chmod", "-R", "u+rwX", path])
             try? FileManager.default.removeItem(atPath: path)
             withExtendedLifetime(lock) {}

@@ -101,4 +101,32 @@ import Testing
         #expect(try !connection.activeDomainNames().contains(name))
         #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
     }
+
+    /// `--box-debug` keeps the box after the build, prints how to get in, and gc spares it while it runs.
+    @Test func boxDebugKeepsTheBoxAndPrintsHowToGetIn() throws {
+        let cli = try BoxstackCLI("cli-debug")
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let result = try cli.run(["--box-debug", "--offline", "--", "--stash", "tiny-root", "--target-dir", "image"])
+        #expect(result.status == .terminated(code: 0), "\(result.combined)")
+        let sshLine = try #require(result.errorOutput.split(separator: "\n").first { $0.hasPrefix("ssh -i ") }, "\(result.errorOutput)")
+        #expect(result.errorOutput.contains("virsh -c qemu:///session console boxstack-"))
+        let runs = try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory)
+        let id = try #require(runs.first)
+        let connection = try LibvirtConnection()
+        let domain = try #require(connection.domain(named: "boxstack-" + id))
+        defer { try? domain.destroy() }
+        #expect(domain.isActive)
+
+        // The printed ssh command gets in, with the pinned host key.
+        let login = try Subprocess.run(["sh", "-c", sshLine.replacingOccurrences(of: "ssh -i", with: "ssh -o BatchMode=yes -i") + " boxstack-agent hello"])
+        #expect(login.output.contains("agent-version=1"), "\(login.errorOutput)")
+
+        try cli.run(["gc"]).check()
+        #expect(domain.isActive)
+        #expect(FileManager.default.fileExists(atPath: cli.runsDirectory + "/" + id))
+        try domain.destroy()
+        try cli.run(["gc"]).check()
+        #expect(!FileManager.default.fileExists(atPath: cli.runsDirectory + "/" + id))
+    }
 }

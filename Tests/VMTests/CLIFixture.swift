@@ -7,7 +7,10 @@ struct BoxstackCLI {
     let workspace: TemporaryDirectory
     let environment: [String: String]
 
-    static var binary: String { repositoryRoot + "/.build/debug/boxstack" }
+    /// The binary under test: `BOXSTACK_TEST_BINARY`, else the debug build of this checkout.
+    static var binary: String {
+        ProcessInfo.processInfo.environment["BOXSTACK_TEST_BINARY"] ?? repositoryRoot + "/.build/debug/boxstack"
+    }
 
     /// A catalog entry for the test box as `name`; `cmdline` replaces its kernel arguments.
     static func catalogEntry(name: String, cmdline: [String] = ["root=/dev/vda", "rw"]) throws -> String {
