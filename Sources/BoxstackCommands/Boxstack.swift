@@ -63,3 +63,11 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
         throw ExitCode(error.code == .invalidArgument ? ExitCode.validationFailure.rawValue : 1)
     }
 }
+
+/// Prints `value` as indented JSON with sorted keys: the `--json` output of every verb.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -48,9 +48,7 @@ struct BoxesList: AsyncParsableCommand {
                 return row
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                try printJSON(rows)
                 return
             }
             let nameWidth = max(4, rows.map(\.name.count).max() ?? 0)

@@ -25,9 +25,7 @@ struct DoctorCommand: AsyncParsableCommand {
     func run() async throws {
         let checks = Self.checks(uri: connect)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(checks), as: UTF8.self))
+            try printJSON(checks)
         } else {
             for check in checks {
                 print("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)")
