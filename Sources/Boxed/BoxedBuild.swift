@@ -38,6 +38,7 @@ public enum BoxedBuild {
     /// Runs the build and returns KIWI's exit code (or the first failing step's).
     public static func run(_ configuration: BoxedBuildConfiguration, store: StashStore = StashStore()) async throws -> Int32 {
         let request = configuration.request
+        let started = Date()
         try FileManager.default.makeDirectory(request.targetDirectory)
         let log = try BuildLog(path: request.targetDirectory + "/boxstack.log")
         var options = configuration.session
@@ -115,6 +116,13 @@ public enum BoxedBuild {
             ["kiwi-ng", "result", "bundle", "--target-dir", GuestPaths.localTarget, "--id", "0", "--bundle-dir", GuestPaths.target],
             "Bundling KIWI's results")
         try ResultFiles.normalizeModes(in: request.targetDirectory, sharing: options.sharing)
+        // Never a success without a result: KIWI's bundle must have landed on the host during this run
+        // (files left by an earlier run in the same directory do not count).
+        guard ResultFiles.hasNewResults(in: request.targetDirectory, since: started) else {
+            throw BoxstackError(
+                .guestFailed,
+                "KIWI reported success but no result reached \(request.targetDirectory); see boxstack.log there.")
+        }
 
         if let keepRoot = configuration.keepRoot {
             log.note("stashing the root tree as \(keepRoot)")

@@ -29,4 +29,15 @@ enum ResultFiles {
             }
         }
     }
+
+    /// True when a file other than boxstack.log in `directory` was written at or after `start`.
+    static func hasNewResults(in directory: String, since start: Date) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.contains { name in
+            guard name != "boxstack.log", !name.hasPrefix("."),
+                let modified = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + name))?[.modificationDate] as? Date
+            else { return false }
+            return modified.timeIntervalSince(start) >= -5
+        }
+    }
 }
