@@ -4,6 +4,7 @@ import Boxes
 import BoxstackCore
 import Foundation
 import Machine
+import Sharing
 
 /// `boxstack boxes run NAME [-- COMMAND...]`: boot a box, run one command through its agent, tear it down.
 struct BoxesRun: AsyncParsableCommand {
@@ -23,6 +24,10 @@ struct BoxesRun: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to wait for the box's agent.", valueName: "seconds"))
     var timeout: Int = 600
 
+    @Option(name: .customLong("shared-path"), help: ArgumentHelp(
+        "Share PATH at the same path in the box over 9p (repeatable).", valueName: "path"))
+    var sharedPaths: [String] = []
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command, after '--'.", valueName: "command"))
     var command: [String] = []
 
@@ -35,6 +40,7 @@ struct BoxesRun: AsyncParsableCommand {
             options.noAccel = noAccel
             options.timeout = .seconds(timeout)
             options.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
+            options.shares = try sharedPaths.map(SharedPath.existing)
             let started = ContinuousClock.now
             let session = try await BoxSession.start(options)
             defer { session.shutdown() }

@@ -29,14 +29,7 @@ struct BoxedBuildCommand {
         session.timeout = .seconds(box.timeout)
         session.connectURI = box.connect
         session.sharing = box.sharing.shareKind
-        session.shares = try box.sharedPaths.map { path in
-            let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-                .standardizedFileURL.path
-            guard FileManager.default.fileExists(atPath: absolute) else {
-                throw BoxstackError(.notFound, "--shared-path \(path) does not exist.")
-            }
-            return SharedPath(hostPath: absolute)
-        }
+        session.shares = try box.sharedPaths.map(SharedPath.existing)
         var configuration = BoxedBuildConfiguration(session: session, request: request)
         configuration.kiwiType = box.type
         configuration.profiles = box.profile
@@ -54,6 +47,18 @@ struct BoxedBuildCommand {
             definition, arch: arch, checkForUpdates: !box.noUpdateCheck, progress: ProgressBar.isTerminal)
         if let notice = cached.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
         return try BoxImage(cached)
+    }
+}
+
+extension SharedPath {
+    /// `--shared-path PATH`: an existing host path, made absolute, shared at the same path in the box.
+    static func existing(_ path: String) throws -> SharedPath {
+        let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            .standardizedFileURL.path
+        guard FileManager.default.fileExists(atPath: absolute) else {
+            throw BoxstackError(.notFound, "--shared-path \(path) does not exist.")
+        }
+        return SharedPath(hostPath: absolute)
     }
 }
 
