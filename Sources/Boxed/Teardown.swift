@@ -42,9 +42,16 @@ public final class TeardownRegistry: @unchecked Sendable {
             source.resume()
             sources.append(source)
         }
+        // The interrupted work usually fails at once (its domain is gone) and the program then exits
+        // through its error path; that exit waits here until the teardown has finished and ends the
+        // process itself, so the exit status says "interrupted" and nothing is left half removed.
+        atexit { TeardownRegistry.shared.waitIfTearingDown() }
     }
 
+    private let tearingDown = LockedBox(false)
+
     private func runAllAndExit(signal signalNumber: Int32) {
+        tearingDown.value = true
         let pending = lock.withLock {
             let pending = Array(actions.values)
             actions.removeAll()
@@ -53,6 +60,11 @@ public final class TeardownRegistry: @unchecked Sendable {
         let name = signalNumber == SIGINT ? "interrupted" : "terminated"
         FileHandle.standardError.write(Data("\nboxstack: \(name); tearing the box down.\n".utf8))
         for action in pending { action() }
-        exit(128 + signalNumber)
+        _exit(128 + signalNumber)
+    }
+
+    private func waitIfTearingDown() {
+        guard tearingDown.value else { return }
+        while true { sleep(60) }
     }
 }
