@@ -6,6 +6,8 @@ set -eu
 # Root has no password; the only way in is the per-run key the seed share provides.
 usermod -p '*' root
 install -d -m 0700 /root/.ssh
+# KIWI imports repository signing keys with gpg, which needs a home directory it will not create itself.
+install -d -m 0700 /root/.gnupg
 rm -f /root/.ssh/authorized_keys
 
 # No shared host keys: each run brings its own through the seed share.
