@@ -29,7 +29,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [["boxes"], ["boxes", "list"], ["boxes", "fetch"], ["boxes", "update"], ["boxes", "rm"],
+    @Test(arguments: [["boxes"], ["boxes", "list"], ["boxes", "fetch"], ["boxes", "update"], ["boxes", "rm"], ["boxes", "run"],
                       ["stash"], ["doctor"], ["gc"]])
     func everySubcommandHasItsOwnHelp(path: [String]) throws {
         let result = try Self.boxstack(path + ["--help"]).check()

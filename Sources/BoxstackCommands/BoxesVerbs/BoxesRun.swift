@@ -6,11 +6,11 @@ import Foundation
 import Machine
 import Sharing
 
-/// `boxstack boxes run NAME [-- COMMAND...]`: boot a box, run one command through its agent, tear it down.
+/// `boxstack boxes run NAME [--exec COMMAND-LINE]`: boot a box, run one command through its agent, tear it down.
 struct BoxesRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Boot a box, run a command in it through the agent (default: the agent's hello), and tear it down.")
+        abstract: "Boot a box, run a shell command line in it through the agent (default: the agent's hello), and tear it down.")
 
     @Argument(help: "The box name.")
     var name: String
@@ -28,8 +28,9 @@ struct BoxesRun: AsyncParsableCommand {
         "Share PATH at the same path in the box over 9p (repeatable).", valueName: "path"))
     var sharedPaths: [String] = []
 
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command, after '--'.", valueName: "command"))
-    var command: [String] = []
+    @Option(name: .customLong("exec"), help: ArgumentHelp(
+        "A shell command line to run in the box (default: the agent's hello).", valueName: "command-line"))
+    var commandLine: String?
 
     func run() async throws {
         let code = try await reportingErrors { () -> Int32 in
@@ -47,7 +48,7 @@ struct BoxesRun: AsyncParsableCommand {
             let ready = ContinuousClock.now - started
             FileHandle.standardError.write(Data("boxstack: agent ready after \(ready.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))\n".utf8))
             guard let agent = session.agent else { throw BoxstackError(.internalError, "the box session has no agent.") }
-            let argv = command.isEmpty ? ["boxstack-agent", "hello"] : command
+            let argv = commandLine.map { ["sh", "-c", $0] } ?? ["boxstack-agent", "hello"]
             let status = try await agent.run(
                 argv, onStdout: { FileHandle.standardOutput.write($0) }, onStderr: { FileHandle.standardError.write($0) })
             return BoxedBuild.exitCode(status)
