@@ -75,4 +75,25 @@ import Testing
         #expect(result.errorOutput.contains("line 4"))
         #expect(result.errorOutput.contains("memory"))
     }
+
+    /// Box options belong to the root command but must reach the box verbs: `--arch` chooses what is fetched.
+    @Test func boxesFetchHonoursTheArchitecture() throws {
+        let directory = try TemporaryDirectory("cli-arch")
+        let catalog = directory.file("catalog.yaml")
+        try Data("""
+            boxes:
+              - name: only-x86
+                description: d
+                memory: 1G
+                cpus: 1
+                console: ttyS0
+                arch:
+                  x86_64: {source: "file:///nonexistent/", kernel: k, initrd: i, disk: d, cmdline: [rw]}
+            """.utf8).write(to: URL(fileURLWithPath: catalog))
+        let result = try Self.boxstack(
+            ["boxes", "fetch", "only-x86", "--arch", "aarch64"],
+            environment: ["BOXSTACK_CATALOG": catalog, "BOXSTACK_CACHE_DIR": directory.file("cache")])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains("no aarch64 variant"), "\(result.errorOutput)")
+    }
 }

@@ -9,6 +9,10 @@ struct BoxesCommand: AsyncParsableCommand {
         commandName: "boxes",
         abstract: "List, fetch, update and remove build boxes.",
         subcommands: [BoxesList.self, BoxesFetch.self, BoxesUpdate.self, BoxesRemove.self, BoxesRun.self])
+
+    /// The root command's box options (--arch, --no-accel, --timeout, --shared-path): ArgumentParser
+    /// gives a parent's options to the parent wherever they stand, so the box verbs read them here.
+    @ParentCommand var root: Boxstack
 }
 
 struct BoxesList: AsyncParsableCommand {
@@ -67,18 +71,17 @@ struct BoxesList: AsyncParsableCommand {
 
 struct BoxesFetch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fetch", abstract: "Download a box into the cache, verifying every file.")
+        commandName: "fetch", abstract: "Download a box into the cache, verifying every file (--arch/--aarch64 choose the architecture).")
 
     @Argument(help: "The box name.")
     var name: String
 
-    @Option(help: ArgumentHelp("Architecture (default: the host's).", valueName: "arch"))
-    var arch: String?
+    @ParentCommand var group: BoxesCommand
 
     func run() async throws {
         try await reportingErrors {
             let box = try BoxCatalog.load().box(named: name)
-            let result = try await BoxCache().fetch(box, arch: arch ?? hostArchitecture, progress: ProgressBar.isTerminal)
+            let result = try await BoxCache().fetch(box, arch: group.root.box.requestedArch ?? hostArchitecture, progress: ProgressBar.isTerminal)
             let fetched = result.downloadedFiles.isEmpty
                 ? "already up to date" : "downloaded \(result.downloadedFiles.joined(separator: ", ")) (\(ByteCount.format(result.downloadedBytes)))"
             print("\(box.name) (\(result.box.arch)): \(fetched); disk \(result.box.diskDigest)")

@@ -10,38 +10,29 @@ import Sharing
 struct BoxesRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Boot a box, run a shell command line in it through the agent (default: the agent's hello), and tear it down.")
+        abstract: "Boot a box, run a shell command line in it through the agent (default: the agent's hello), and tear it down.",
+        discussion: "The box options of 'boxstack --help' apply: --arch, --no-accel, --timeout, --shared-path.")
 
     @Argument(help: "The box name.")
     var name: String
 
-    @Option(help: ArgumentHelp("Architecture (default: the host's).", valueName: "arch"))
-    var arch: String?
-
-    @Flag(name: .customLong("no-accel"), help: "Never use KVM; emulate with TCG.")
-    var noAccel = false
-
-    @Option(help: ArgumentHelp("Seconds to wait for the box's agent.", valueName: "seconds"))
-    var timeout: Int = 600
-
-    @Option(name: .customLong("shared-path"), help: ArgumentHelp(
-        "Share PATH at the same path in the box over 9p (repeatable).", valueName: "path"))
-    var sharedPaths: [String] = []
+    @ParentCommand var group: BoxesCommand
 
     @Option(name: .customLong("exec"), help: ArgumentHelp(
         "A shell command line to run in the box (default: the agent's hello).", valueName: "command-line"))
     var commandLine: String?
 
     func run() async throws {
+        let box = group.root.box
         let code = try await reportingErrors { () -> Int32 in
             let definition = try BoxCatalog.load().box(named: name)
             let cached = try await BoxCache().ensure(
-                definition, arch: arch ?? hostArchitecture, checkForUpdates: false, progress: ProgressBar.isTerminal)
+                definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: false, progress: ProgressBar.isTerminal)
             var options = BoxSessionOptions(image: try BoxImage(cached))
-            options.noAccel = noAccel
-            options.timeout = .seconds(timeout)
+            options.noAccel = box.noAccel
+            options.timeout = .seconds(box.timeout)
             options.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
-            options.shares = try sharedPaths.map(SharedPath.existing)
+            options.shares = try box.sharedPaths.map(SharedPath.existing)
             let started = ContinuousClock.now
             let session = try await BoxSession.start(options)
             defer { session.shutdown() }
