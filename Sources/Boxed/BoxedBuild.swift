@@ -127,7 +127,7 @@ public enum BoxedBuild {
         if let keepRoot = configuration.keepRoot {
             log.note("stashing the root tree as \(keepRoot)")
             let result = try BoxedStash.keepRoot(keepRoot, session: session, guestRoot: GuestPaths.imageRoot, store: store)
-            log.note("stashed \(result.reference): layer \(result.layerCount), \(result.entryCount) entries, \(ByteCount.format(result.layer.size))")
+            log.note(result.summary)
         }
         return 0
     }

@@ -14,14 +14,22 @@ public struct StashResult: Sendable {
     public var reference: StashReference
     /// The new image manifest's descriptor.
     public var manifest: Descriptor
-    /// The layer this operation added.
-    public var layer: Descriptor
+    /// The layer this operation added; nil when the tree had not changed and the tag now points at the
+    /// image it extends.
+    public var layer: Descriptor?
     /// Number of layers of the image after this operation.
     public var layerCount: Int
     /// Number of tar entries in the new layer (whiteouts included).
     public var entryCount: Int
     /// Number of whiteouts in the new layer.
     public var whiteoutCount: Int
+
+    /// One line for the user, e.g. `stashed web:1: 2 layers, new layer 1.2 MiB (40 entries, 3 deleted)`.
+    public var summary: String {
+        let layers = layerCount == 1 ? "1 layer" : "\(layerCount) layers"
+        guard let layer else { return "\(reference) is unchanged: \(layers), no new layer" }
+        return "stashed \(reference): \(layers), new layer \(ByteCount.format(layer.size)) (\(entryCount) entries, \(whiteoutCount) deleted)"
+    }
 }
 
 /// One tag of a stash, as listed.
@@ -106,13 +114,13 @@ public struct StashStore: Sendable {
 
     /// The image a new stash to `name:tag` extends: the tag's image, else `latest`, else the most
     /// recently tagged image of the name, else none.
-    private func parent(layout: OCILayout?, tag: String) throws -> (manifest: Manifest, config: ImageConfig)? {
+    private func parent(layout: OCILayout?, tag: String) throws -> (descriptor: Descriptor, manifest: Manifest, config: ImageConfig)? {
         guard let layout else { return nil }
         let newest = try layout.index().manifests.last { $0.refName != nil }
         guard let found = try layout.manifest(tag: tag) ?? layout.manifest(tag: "latest") ?? newest.map({ try layout.resolveManifest($0) })
         else { return nil }
         let config = try layout.readJSON(ImageConfig.self, found.manifest.config.digest)
-        return (found.manifest, config)
+        return (found.descriptor, found.manifest, config)
     }
 
     private func storedTreeManifest(layout: OCILayout, manifest: Manifest) throws -> TreeManifest? {
@@ -299,6 +307,17 @@ public struct StashStore: Sendable {
             }
         }
         whiteouts = Array(Set(whiteouts)).sorted { TreeManifest.precedes(LayerPath.whiteoutName($0), LayerPath.whiteoutName($1)) }
+
+        // An unchanged tree adds no (empty) layer: the tag points at the image it extends.
+        if let parent, previousTree != nil, changed.isEmpty, whiteouts.isEmpty {
+            var descriptor = parent.descriptor
+            descriptor.annotations = nil
+            try layout.setTag(reference.tag, to: descriptor)
+            success = true
+            return StashResult(
+                reference: reference, manifest: descriptor, layer: nil, layerCount: parent.manifest.layers.count,
+                entryCount: 0, whiteoutCount: 0)
+        }
 
         let writer = try LayerWriter(outputPath: layout.temporaryBlobPath(), compression: compression)
         try writeLayer(writer, changed, whiteouts)

@@ -101,13 +101,38 @@ private func storeImage(_ store: StashStore, name: String, layers: [String]) thr
         try TreeFixture.shell("rm -r a && echo now-a-file > a && rm c && mkdir c && echo inside > c/z", in: tree)
         let result = try scratch.store.stash(root: tree, name: "swap")
         let layout = try OCILayout(opening: scratch.store.layoutPath(name: "swap"))
-        let entries = try TreeFixture.tarEntries(layout.blobPath(result.layer.digest))
+        let layer = try #require(result.layer)
+        let entries = try TreeFixture.tarEntries(layout.blobPath(layer.digest))
         #expect(entries == [".wh.a", ".wh.c", "a", "c/", "c/z"])
 
         let unpacked = scratch.path("unpacked")
         try scratch.store.unpack([try StashReference(name: "swap")], into: unpacked)
         let differences = TreeFixture.differences(try TreeFixture.snapshot(tree), try TreeFixture.snapshot(unpacked))
         #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
+    }
+
+    @Test func anUnchangedTreeAddsNoLayerAndANewTagSharesTheImage() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p etc && echo hi > etc/file", in: tree)
+        let first = try scratch.store.stash(root: tree, name: "same")
+        let again = try scratch.store.stash(root: tree, name: "same")
+        #expect(again.layer == nil)
+        #expect(again.layerCount == 1)
+        #expect(again.manifest.digest == first.manifest.digest)
+        #expect(again.summary == "same:latest is unchanged: 1 layer, no new layer")
+
+        let tagged = try scratch.store.stash(root: tree, name: "same", tag: "v2")
+        #expect(tagged.layer == nil)
+        let layout = try OCILayout(opening: scratch.store.layoutPath(name: "same"))
+        #expect(try layout.manifest(tag: "v2")?.descriptor.digest == first.manifest.digest)
+        #expect(try layout.manifest(tag: "latest")?.descriptor.digest == first.manifest.digest)
+
+        // Touching a file's time is a change: the next stash adds a layer again.
+        try TreeFixture.shell("touch -d 2001-01-01 etc/file", in: tree)
+        let changed = try scratch.store.stash(root: tree, name: "same")
+        #expect(changed.layerCount == 2)
+        #expect(changed.layer != nil)
     }
 
     @Test func laterImagesOverwriteEarlierOnesAndApplyTheirWhiteouts() throws {
@@ -135,7 +160,7 @@ private func storeImage(_ store: StashStore, name: String, layers: [String]) thr
         let tree = scratch.path("tree")
         try TreeFixture.shell("mkdir -p etc && echo hi > etc/file", in: tree)
         let result = try scratch.store.stash(root: tree, name: "gz", compression: .gzip)
-        #expect(result.layer.mediaType == MediaType.layerGzip)
+        #expect(result.layer?.mediaType == MediaType.layerGzip)
         let unpacked = scratch.path("unpacked")
         try scratch.store.unpack([result.reference], into: unpacked)
         #expect(try String(contentsOfFile: unpacked + "/etc/file", encoding: .utf8) == "hi\n")

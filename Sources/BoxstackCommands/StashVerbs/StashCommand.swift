@@ -60,11 +60,7 @@ struct StashTree: AsyncParsableCommand {
                 return
             }
             guard let root else { return }
-            let result = try store.stash(root: root, name: containerName, tag: tag, compression: compression.layerCompression)
-            let layers = result.layerCount == 1 ? "1 layer" : "\(result.layerCount) layers"
-            print(
-                "stashed \(result.reference): \(layers), new layer \(ByteCount.format(result.layer.size)) "
-                    + "(\(result.entryCount) entries, \(result.whiteoutCount) deleted)")
+            print(try store.stash(root: root, name: containerName, tag: tag, compression: compression.layerCompression).summary)
         }
     }
 }
