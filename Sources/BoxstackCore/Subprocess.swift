@@ -50,46 +50,71 @@ public enum Subprocess {
         return nil
     }
 
-    /// Runs `arguments` to completion and collects its output.
+    /// Runs `arguments` to completion and collects its output; `input` is its standard input (else
+    /// /dev/null).
     public static func run(
         _ arguments: [String], environment: [String: String]? = nil, input: Data? = nil,
         currentDirectory: String? = nil
     ) throws -> ProcessResult {
-        guard let executable = which(arguments[0]) else {
-            throw BoxstackError(.notFound, "\(arguments[0]) is not installed or not on PATH; run Scripts/setup.")
+        let output = try PipeEnds()
+        let errors = try PipeEnds()
+        let inputPipe = try input.map { _ in try PipeEnds() }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(
+                arguments, environment: environment, currentDirectory: currentDirectory,
+                standardInput: inputPipe?.read ?? null, standardOutput: output.write, standardError: errors.write)
+        } catch {
+            for pipe in [output, errors] + (inputPipe.map { [$0] } ?? []) { pipe.closeBoth() }
+            throw error
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(arguments.dropFirst())
-        if let environment { process.environment = environment }
-        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-        let stdout = Pipe()
-        let stderr = Pipe()
-        let stdin = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try process.run()
-        if let input {
-            try stdin.fileHandleForWriting.write(contentsOf: input)
-            try stdin.fileHandleForWriting.close()
+        close(output.write)
+        close(errors.write)
+        if let inputPipe, let input {
+            close(inputPipe.read)
+            let writer = FileHandle(fileDescriptor: inputPipe.write, closeOnDealloc: true)
+            // Fed from its own thread: a child that answers before reading everything must not block us.
+            Thread.detachNewThread {
+                try? writer.write(contentsOf: input)
+                try? writer.close()
+            }
         }
         // Read both pipes concurrently so a chatty child never blocks on a full pipe.
         let errorData = LockedBox(Data())
-        let errorReader = stderr.fileHandleForReading
+        let errorReader = FileHandle(fileDescriptor: errors.read, closeOnDealloc: true)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             errorData.value = errorReader.readDataToEndOfFile()
             done.signal()
         }
-        let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
+        let outputData = FileHandle(fileDescriptor: output.read, closeOnDealloc: true).readDataToEndOfFile()
         done.wait()
-        process.waitUntilExit()
-        let status: ExitStatus =
-            process.terminationReason == .uncaughtSignal
-            ? .signalled(signal: process.terminationStatus) : .terminated(code: process.terminationStatus)
         return ProcessResult(
-            arguments: arguments, status: status, standardOutput: outputData, standardError: errorData.value)
+            arguments: arguments, status: child.wait(), standardOutput: outputData, standardError: errorData.value)
+    }
+}
+
+/// Both ends of a pipe, close-on-exec (a child gets an end only through its standard streams).
+public struct PipeEnds: Sendable {
+    public let read: Int32
+    public let write: Int32
+
+    public init() throws {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else {
+            throw BoxstackError(.internalError, "cannot create a pipe: \(String(cString: strerror(errno))).")
+        }
+        // (pipe2 is not imported; ChildProcess closes stray descriptors in the child anyway.)
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        read = ends[0]
+        write = ends[1]
+    }
+
+    public func closeBoth() {
+        close(read)
+        close(write)
     }
 }
 

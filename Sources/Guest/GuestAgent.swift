@@ -20,7 +20,7 @@ public struct GuestAgentHello: Sendable, Equatable {
 /// `boxstack-agent VERB ARGS...` command line on its own exec channel of an `SSHSession`.
 public struct GuestAgent: Sendable {
     /// The protocol version this controller speaks; `hello` refuses any other.
-    public static let protocolVersion = 1
+    public static let protocolVersion = 2
 
     public let session: SSHSession
     /// How the agent is invoked: `["boxstack-agent"]` in a box (it is on root's PATH).
@@ -95,28 +95,18 @@ public struct GuestAgent: Sendable {
         commandLine("sshfs-mount", [hostDirectory, guestDirectory])
     }
 
-    /// Runs `argv` in the box, streaming its output, and returns its exit status.
+    /// Runs `argv` in the box, streaming its output, and returns its exit status. Cancelling the
+    /// task closes the channel, and the agent then ends the command (see `run --watch-input`).
     public func run(
-        _ argv: [String], cwd: String? = nil, environment: [String: String] = [:], input: SSHInput = .none,
-        cancellation: SSHCancellation? = nil,
-        onStdout: @escaping (Data) -> Void, onStderr: @escaping (Data) -> Void
-    ) throws -> ExitStatus {
-        try session.execute(
-            runCommandLine(argv, cwd: cwd, environment: environment), input: input, cancellation: cancellation,
-            onStdout: onStdout, onStderr: onStderr)
-    }
-
-    /// `run` off the caller's task; cancelling the task stops the command.
-    public func run(
-        _ argv: [String], cwd: String? = nil, environment: [String: String] = [:], input: SSHInput = .none,
+        _ argv: [String], cwd: String? = nil, environment: [String: String] = [:],
         onStdout: @escaping @Sendable (Data) -> Void, onStderr: @escaping @Sendable (Data) -> Void
     ) async throws -> ExitStatus {
         try await session.execute(
-            runCommandLine(argv, cwd: cwd, environment: environment), input: input, onStdout: onStdout, onStderr: onStderr)
+            runCommandLine(argv, cwd: cwd, environment: environment), input: .heldOpen, onStdout: onStdout, onStderr: onStderr)
     }
 
     func runCommandLine(_ argv: [String], cwd: String?, environment: [String: String]) -> String {
-        var arguments: [String] = []
+        var arguments = ["--watch-input"]
         if let cwd { arguments += ["--cwd", cwd] }
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) { arguments += ["--env", "\(key)=\(value)"] }
         return commandLine("run", arguments + ["--"] + argv)

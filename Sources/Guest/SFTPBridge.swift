@@ -72,9 +72,9 @@ public final class SFTPBridge: @unchecked Sendable {
         }
         let session = try SSHSession.connect(to: endpoint, options: options)
 
-        let requests = try Self.makePipe()
-        let replies = try Self.makePipe()
-        let errors = try Self.makePipe()
+        let requests = try PipeEnds()
+        let replies = try PipeEnds()
+        let errors = try PipeEnds()
         let server: ChildProcess
         do {
             // -e: log to stderr (collected for error messages) instead of syslog.
@@ -82,9 +82,7 @@ public final class SFTPBridge: @unchecked Sendable {
                 [sftpServerPath, "-e", "-d", hostDirectory], standardInput: requests.read,
                 standardOutput: replies.write, standardError: errors.write)
         } catch {
-            for descriptor in [requests.read, requests.write, replies.read, replies.write, errors.read, errors.write] {
-                close(descriptor)
-            }
+            for pipe in [requests, replies, errors] { pipe.closeBoth() }
             throw error
         }
         close(requests.read)
@@ -111,16 +109,6 @@ public final class SFTPBridge: @unchecked Sendable {
             state.withValue { $0.outcome = outcome }
             finished.signal()
         }
-    }
-
-    private static func makePipe() throws -> (read: Int32, write: Int32) {
-        var descriptors: [Int32] = [0, 0]
-        guard pipe(&descriptors) == 0 else {
-            throw BoxstackError(.internalError, "Cannot create a pipe: \(String(cString: strerror(errno))).")
-        }
-        // Other children started meanwhile must not inherit the pipe, or its ends would never close.
-        for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        return (descriptors[0], descriptors[1])
     }
 
     /// Stops the remote command and `sftp-server`, and waits for both.

@@ -9,6 +9,9 @@ public enum SSHInput: @unchecked Sendable {
     case data(Data)
     /// Everything read from this handle (a file or the read end of a pipe) until end of file.
     case fileHandle(FileHandle)
+    /// Nothing, with end of file only when the channel closes: a command that watches its input
+    /// (the agent's `run --watch-input`) learns that way that a cancelled run no longer wants it.
+    case heldOpen
 }
 
 /// The output and status of a finished remote command.
@@ -204,6 +207,7 @@ private struct InputFeed {
     private enum Source {
         case bytes(Data, offset: Int)
         case descriptor(Int32)
+        case held
         case exhausted
     }
 
@@ -214,6 +218,7 @@ private struct InputFeed {
     init(_ input: SSHInput) {
         switch input {
         case .none: source = .exhausted
+        case .heldOpen: source = .held
         case .data(let data): source = .bytes(data, offset: 0)
         case .fileHandle(let handle): source = .descriptor(handle.fileDescriptor)
         }
@@ -231,7 +236,7 @@ private struct InputFeed {
             return
         }
         switch source {
-        case .exhausted:
+        case .exhausted, .held:
             break
         case .bytes(let data, var offset):
             while offset < data.count {

@@ -105,6 +105,7 @@ public struct KiwiBuildRequest: Sendable, Equatable {
             guard FileManager.default.fileExists(atPath: description, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw BoxstackError(.notFound, "the description directory \(description) does not exist.")
             }
+            if !stashes.isEmpty { try KiwiDescription(directory: description).checkBuildsOnExistingRoot() }
         }
         return KiwiBuildRequest(
             descriptionDirectory: description, targetDirectory: target, stashes: stashes,

@@ -14,6 +14,8 @@ public struct KiwiDescription: Sendable, Equatable {
     public var packageManager: String?
     /// Repository source paths, in document order.
     public var repositories: [String]
+    /// Packages of the `<packages type="bootstrap">` sections.
+    public var bootstrapPackages: [String]
 
     /// Reads the description in `directory`: `config.xml`, or the single `*.kiwi` file, as KIWI does.
     public init(directory: String) throws {
@@ -33,6 +35,18 @@ public struct KiwiDescription: Sendable, Equatable {
         specification = document.string("/image/description/specification")?.trimmed
         packageManager = document.string("/image/preferences/packagemanager")?.trimmed
         repositories = document.strings("/image/repository/source/@path")
+        bootstrapPackages = document.strings("/image/packages[@type='bootstrap']/package/@name")
+    }
+
+    /// Refuses a description that KIWI cannot build on top of an existing root tree (a stackbuild):
+    /// KIWI's apt bootstrap is debootstrap, which will not unpack into a root that has files.
+    public func checkBuildsOnExistingRoot() throws {
+        guard packageManager == "apt", !bootstrapPackages.isEmpty else { return }
+        throw BoxstackError(
+            .invalidArgument,
+            "\(path) has a <packages type=\"bootstrap\"> section, but on top of a stash the root tree exists already and "
+                + "KIWI's apt bootstrap (debootstrap) refuses to unpack into it; move \(bootstrapPackages.joined(separator: ", ")) "
+                + "to <packages type=\"image\">.")
     }
 
     /// The description file KIWI would pick in `directory`.

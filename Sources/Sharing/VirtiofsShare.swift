@@ -16,7 +16,7 @@ import Glibc
 public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
     public let shares: [SharedPath]
     public let socketsDirectory: String
-    private let processes = LockedBox<[Process]>([])
+    private let processes = LockedBox<[ChildProcess]>([])
 
     public init(shares: [SharedPath], socketsDirectory: String) {
         self.shares = shares
@@ -115,22 +115,17 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
         let arguments = prefix + [
             virtiofsd, "--fd=0", "-o", "source=\(share.hostPath)", "-o", "cache=auto", "-o", "sandbox=namespace", "-o", "xattr",
         ]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Subprocess.which(arguments[0]) ?? arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        process.standardInput = FileHandle(fileDescriptor: listener.descriptor, closeOnDealloc: false)
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let process = try ChildProcess(
+            arguments, standardInput: listener.descriptor, standardOutput: log.fileDescriptor, standardError: log.fileDescriptor)
         processes.withValue { $0.append(process) }
 
         // A namespace or option problem makes virtiofsd exit at once; catch it here, not as a hung mount.
         Thread.sleep(forTimeInterval: 0.3)
-        guard process.isRunning else {
+        if let status = process.status {
             let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             let tail = output.split(separator: "\n").suffix(5).joined(separator: "\n")
             throw BoxstackError(
-                .processFailed, "virtiofsd for \(share.hostPath) exited at once (\(process.terminationStatus)); use --9p-sharing instead.",
+                .processFailed, "virtiofsd for \(share.hostPath) exited at once (\(status)); use --9p-sharing instead.",
                 details: tail)
         }
     }
@@ -140,12 +135,8 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
             defer { list.removeAll() }
             return list
         }
-        for process in running where process.isRunning { process.terminate() }
-        for process in running {
-            let deadline = Date().addingTimeInterval(2)
-            while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+        for process in running { kill(process.pid, SIGTERM) }
+        for process in running { process.finish(grace: .seconds(2)) }
     }
 }
 

@@ -13,7 +13,7 @@ struct GuestAgentTests {
         GuestAgent(session: try host.connect(), agentCommand: command)
     }
 
-    @Test("hello reports protocol version 1, the architecture and the KIWI version")
+    @Test("hello reports the protocol version, the architecture and the KIWI version")
     func hello() throws {
         let host = try SSHTestHost()
         let hello = try agent(host).hello()
@@ -26,10 +26,11 @@ struct GuestAgentTests {
     func versionMismatch() throws {
         let host = try SSHTestHost()
         let fake = host.directory.file("future-agent")
-        try Data("#!/bin/sh\necho agent-version=2\necho arch=x86_64\necho kiwi-version=none\n".utf8).write(to: URL(fileURLWithPath: fake))
+        let other = GuestAgent.protocolVersion + 1
+        try Data("#!/bin/sh\necho agent-version=\(other)\necho arch=x86_64\necho kiwi-version=none\n".utf8).write(to: URL(fileURLWithPath: fake))
         let error = try #require(throws: BoxstackError.self) { try agent(host, command: ["sh", fake]).hello() }
-        #expect(error.message.contains("protocol version 2"))
-        #expect(error.message.contains("speaks version 1"))
+        #expect(error.message.contains("protocol version \(other)"))
+        #expect(error.message.contains("speaks version \(GuestAgent.protocolVersion)"))
     }
 
     @Test("a box without the agent gives a clear error")
@@ -50,30 +51,54 @@ struct GuestAgentTests {
     }
 
     @Test("run passes cwd, environment and argv exactly, streams output and returns the exit code")
-    func runCommand() throws {
+    func runCommand() async throws {
         let host = try SSHTestHost()
         let workDirectory = host.directory.file("work dir")
         try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
-        var output = Data()
-        var errors = Data()
-        let status = try agent(host).run(
+        let output = LockedBox(Data())
+        let errors = LockedBox(Data())
+        let status = try await agent(host).run(
             ["sh", "-c", "pwd; printf '%s|' \"$GREETING\" \"$@\"; echo; echo problem >&2; exit 7", "sh", "two words", "$x"],
             cwd: workDirectory, environment: ["GREETING": "hello 'there'"],
-            onStdout: { output.append($0) }, onStderr: { errors.append($0) })
+            onStdout: { chunk in output.withValue { $0.append(chunk) } }, onStderr: { chunk in errors.withValue { $0.append(chunk) } })
         #expect(status == .terminated(code: 7))
-        #expect(String(decoding: output, as: UTF8.self) == "\((workDirectory as NSString).standardizingPath)\nhello 'there'|two words|$x|\n")
-        #expect(String(decoding: errors, as: UTF8.self) == "problem\n")
+        #expect(String(decoding: output.value, as: UTF8.self) == "\((workDirectory as NSString).standardizingPath)\nhello 'there'|two words|$x|\n")
+        #expect(String(decoding: errors.value, as: UTF8.self) == "problem\n")
     }
 
-    @Test("run through the async wrapper returns the command's status")
-    func runAsync() async throws {
+    @Test("a command killed by a signal reports 128 + the signal, as a shell does")
+    func runSignalled() async throws {
         let host = try SSHTestHost()
-        let collected = LockedBox(Data())
-        let status = try await agent(host).run(
-            ["sh", "-c", "echo async; exit 4"], onStdout: { chunk in collected.withValue { $0.append(chunk) } },
-            onStderr: { _ in })
-        #expect(status == .terminated(code: 4))
-        #expect(collected.value == Data("async\n".utf8))
+        let status = try await agent(host).run(["sh", "-c", "kill -KILL $$"], onStdout: { _ in }, onStderr: { _ in })
+        #expect(status == .terminated(code: 128 + SIGKILL))
+    }
+
+    @Test("cancelling a run ends the command in the guest, with everything it started")
+    func cancelledRunEndsTheCommand() async throws {
+        let host = try SSHTestHost()
+        let pidFile = host.directory.file("pids")
+        let agent = try agent(host)
+        let run = Task {
+            try await agent.run(
+                ["sh", "-c", "sleep 300 & echo $$ $! > \(pidFile).part && mv \(pidFile).part \(pidFile); wait"],
+                onStdout: { _ in }, onStderr: { _ in })
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: pidFile), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let pids = try String(contentsOfFile: pidFile, encoding: .utf8).split(separator: " ").compactMap {
+            pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(pids.count == 2)
+        run.cancel()
+        await #expect(throws: BoxstackError.self) { try await run.value }
+        // TERM at once, KILL after five seconds at the latest.
+        let gone = ContinuousClock.now + .seconds(15)
+        while pids.contains(where: { kill($0, 0) == 0 }), ContinuousClock.now < gone {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(!pids.contains { kill($0, 0) == 0 }, "still running: \(pids.filter { kill($0, 0) == 0 })")
     }
 
     @Test("tree-manifest lists every entry with type, mode, size and link target")

@@ -27,7 +27,7 @@ import Testing
     @Test func helloReportsProtocolVersionAndArchitecture() throws {
         let result = try agent(["hello"]).check()
         let lines = result.output.split(separator: "\n").map(String.init)
-        #expect(lines.first == "agent-version=1")
+        #expect(lines.first == "agent-version=2")
         #expect(lines.contains("arch=\(try Subprocess.run(["uname", "-m"]).output.trimmingCharacters(in: .whitespacesAndNewlines))"))
         #expect(lines.contains { $0.hasPrefix("kiwi-version=") })
     }
@@ -47,6 +47,27 @@ import Testing
         #expect(result.status == .terminated(code: 7))
         let directory = URL(fileURLWithPath: workspace.path).standardizedFileURL.path
         #expect(result.output == "hi there\n\(directory)\n")
+    }
+
+    @Test func runWatchingInputReturnsTheExitCodeAndEndsWithItsInput() throws {
+        // stdin held open: the command finishes on its own with its own status and output.
+        let input = try PipeEnds()
+        let output = try PipeEnds()
+        let process = try ChildProcess(
+            ["sh", Self.agent, "run", "--watch-input", "--", "sh", "-c", "echo out; exit 5"],
+            standardInput: input.read, standardOutput: output.write, standardError: 2)
+        close(input.read)
+        close(output.write)
+        let printed = FileHandle(fileDescriptor: output.read, closeOnDealloc: true).readDataToEndOfFile()
+        #expect(process.wait() == .terminated(code: 5))
+        close(input.write)
+        #expect(printed == Data("out\n".utf8))
+
+        // stdin at end of file at once (Subprocess gives /dev/null): the command is ended, and the agent reports TERM as 128 + 15.
+        let started = ContinuousClock.now
+        let ended = try Subprocess.run(["sh", Self.agent, "run", "--watch-input", "--", "sleep", "300"])
+        #expect(ended.status == .terminated(code: 128 + 15))
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test func treeManifestListsEveryEntryWithLinkTargets() throws {

@@ -99,6 +99,32 @@ import Testing
         #expect(description.repositories == ["http://deb.debian.org/debian"])
     }
 
+    @Test func anAptBootstrapSectionIsRefusedOnTopOfAStashOnly() throws {
+        let directory = try TemporaryDirectory("kiwi-derived")
+        let xml = """
+            <?xml version="1.0" encoding="utf-8"?>
+            <image schemaversion="7.5" name="derived">
+              <preferences><version>1</version><packagemanager>apt</packagemanager></preferences>
+              <packages type="image"><package name="vim-tiny"/></packages>
+              <packages type="bootstrap"><package name="ca-certificates"/></packages>
+            </image>
+            """
+        try Data(xml.utf8).write(to: URL(fileURLWithPath: directory.file("config.xml")))
+        #expect(try KiwiDescription(directory: directory.path).bootstrapPackages == ["ca-certificates"])
+        #expect {
+            _ = try KiwiBuildRequest.parse(
+                ["--stash", "base", "--description", directory.path, "--target-dir", "t"], currentDirectory: directory.path)
+        } throws: { error in
+            "\(error)".contains("move ca-certificates to <packages type=\"image\">")
+        }
+        // An ordinary build bootstraps an empty root: the same description is fine there.
+        _ = try KiwiBuildRequest.parse(["--description", directory.path, "--target-dir", "t"], currentDirectory: directory.path)
+        // The slow tier's derived description builds on a stash.
+        _ = try KiwiBuildRequest.parse(
+            ["--stash", "tiny-debian:1", "--description", repositoryRoot + "/Tests/Fixtures/tiny-debian-vim", "--target-dir", "t"],
+            currentDirectory: directory.path)
+    }
+
     @Test func emptyDirectoryIsNamed() throws {
         let directory = try TemporaryDirectory("kiwi-empty")
         #expect { try KiwiDescription(directory: directory.path) } throws: { "\($0)".contains("no KIWI description") }

@@ -14,8 +14,7 @@ public final class SSHDServer: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public var logPath: String { directory.file("sshd.log") }
 
-    private let pid: pid_t
-    private let exited = LockedBox(false)
+    private let process: ChildProcess
 
     /// Starts sshd. `hostKey` is a private key file and its public line; without it a fresh
     /// ed25519 key is made with ssh-keygen. `port` defaults to a free loopback port.
@@ -65,9 +64,8 @@ public final class SSHDServer: @unchecked Sendable {
         let configPath = directory.file("sshd_config")
         try Data(config.utf8).writeAtomically(to: configPath, mode: 0o600)
 
-        // Not Foundation's Process: sshd closes the descriptor Process watches, which stalls every
-        // other Process in the test run (see Sources/Guest/ChildProcess.swift).
-        pid = try Self.spawn(
+        // Not Foundation's Process: sshd closes the descriptor Process watches (see ChildProcess).
+        process = try Self.spawn(
             // sshd re-executes itself for every connection and needs its absolute path for that.
             ["/usr/sbin/sshd", "-D", "-e", "-f", configPath], log: directory.file("sshd.log"))
         try waitUntilListening()
@@ -75,31 +73,17 @@ public final class SSHDServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    public var processIdentifier: Int32 { pid }
+    public var processIdentifier: Int32 { process.pid }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Stops the listening sshd; sessions already open end with their connections.
     public func stop() {
-        exited.withValue { exited in
-            guard !exited else { return }
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-            exited = true
-        }
+        if process.status == nil { kill(process.pid, SIGTERM) }
+        process.wait()
     }
 
-    private var isRunning: Bool {
-        exited.withValue { exited in
-            guard !exited else { return false }
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { exited = true }
-            return !exited
-        }
-    }
-
-    private static func spawn(_ arguments: [String], log: String) throws -> pid_t {
+    private static func spawn(_ arguments: [String], log: String) throws -> ChildProcess {
         let logDescriptor = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let nullDescriptor = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer {
@@ -109,34 +93,13 @@ public final class SSHDServer: @unchecked Sendable {
         guard logDescriptor >= 0, nullDescriptor >= 0 else {
             throw BoxstackError(.internalError, "Cannot open \(log) or /dev/null for sshd.")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, nullDescriptor, 0)
-        posix_spawn_file_actions_adddup2(&actions, nullDescriptor, 1)
-        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 2)
-        // The spawning thread may be a worker thread with every signal blocked; the child must not inherit that.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for argument in argv { free(argument) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-        guard result == 0 else {
-            throw BoxstackError(.processFailed, "Cannot start \(arguments[0]): \(String(cString: strerror(result))).")
-        }
-        return pid
+        return try ChildProcess(arguments, standardInput: nullDescriptor, standardOutput: nullDescriptor, standardError: logDescriptor)
     }
 
     /// Every process below the listening sshd (per-connection sshd processes and their commands).
     public func descendantProcesses() -> [Int32] {
         var found: [Int32] = []
-        var frontier = [pid]
+        var frontier = [process.pid]
         while let parent = frontier.popLast() {
             let children = (try? Subprocess.run(["pgrep", "-P", String(parent)]).output) ?? ""
             let pids = children.split(separator: "\n").compactMap { Int32($0) }
@@ -150,7 +113,7 @@ public final class SSHDServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if log.contains("Server listening on") { return }
-            if !isRunning { break }
+            if process.status != nil { break }
             Thread.sleep(forTimeInterval: 0.02)
         }
         stop()

@@ -58,17 +58,16 @@ struct BoxstackCLI {
     }
 
     /// Starts boxstack without waiting; stderr goes to `stderrPath`.
-    func start(_ arguments: [String], stderrPath: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        process.environment = environment
-        process.currentDirectoryURL = URL(fileURLWithPath: workspace.path)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        return process
+    func start(_ arguments: [String], stderrPath: String) throws -> ChildProcess {
+        let errors = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer {
+            close(errors)
+            close(null)
+        }
+        return try ChildProcess(
+            [Self.binary] + arguments, environment: environment, currentDirectory: workspace.path,
+            standardInput: null, standardOutput: null, standardError: errors)
     }
 
     /// A tiny root tree that `kiwi-ng system create` turns into a tarball without any repository:

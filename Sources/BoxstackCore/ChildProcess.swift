@@ -1,19 +1,27 @@
-import BoxstackCore
 import Foundation
 
-/// A long-lived helper process started with posix_spawn and reaped with waitpid.
+/// A child process started with posix_spawn and reaped with waitpid: how boxstack starts programs.
 ///
-/// Foundation's `Process` learns that a child ended when a socket the child inherited closes, and
-/// then blocks in waitpid on it. OpenSSH programs close inherited descriptors at start-up, which
-/// makes `Process` wait forever and stalls every other `Process` in the program. Spawning directly
-/// avoids that; the child gets only the three descriptors it is given.
-final class ChildProcess: @unchecked Sendable {
-    let pid: pid_t
+/// Not Foundation's `Process`: it learns that a child ended when a socket the child inherited closes,
+/// and then blocks in waitpid on it; OpenSSH programs close inherited descriptors at start-up, which
+/// makes `Process` wait forever and stalls every other `Process` in the program. It also hands the
+/// child the spawning thread's blocked signals and the controller's ignored ones (SIGINT and SIGTERM
+/// while a teardown handler runs). Here the child starts with default signal handling, nothing
+/// blocked, and only the three descriptors it is given.
+public final class ChildProcess: @unchecked Sendable {
+    public let pid: pid_t
     private let lock = NSLock()
     private var reaped: ExitStatus?
 
-    /// Starts `arguments[0]` (an absolute path) with the given descriptors as its standard streams.
-    init(_ arguments: [String], standardInput: Int32, standardOutput: Int32, standardError: Int32) throws {
+    /// Starts `arguments[0]` (a path, or a name looked up on `PATH`) with the given descriptors as its
+    /// standard streams; `environment` replaces this process's environment when given.
+    public init(
+        _ arguments: [String], environment: [String: String]? = nil, currentDirectory: String? = nil,
+        standardInput: Int32, standardOutput: Int32, standardError: Int32
+    ) throws {
+        guard let executable = Subprocess.which(arguments[0]) else {
+            throw BoxstackError(.notFound, "\(arguments[0]) is not installed or not on PATH; run Scripts/setup.")
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -21,24 +29,26 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, standardOutput, 1)
         posix_spawn_file_actions_adddup2(&actions, standardError, 2)
         Self.closeOthers(&actions)
+        if let currentDirectory { try Self.changeDirectory(&actions, to: currentDirectory) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // Reset signal handling the child would otherwise inherit (SIGPIPE ignored, blocked signals).
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
+        var everySignal = sigset_t()
+        sigfillset(&everySignal)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &everySignal)
+        posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let argv = arguments.map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
+        let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { for entry in envp ?? [] { free(entry) } }
         var child: pid_t = 0
-        let result = posix_spawn(&child, arguments[0], &actions, &attributes, argv, environ)
+        let result = envp.map { posix_spawn(&child, executable, &actions, &attributes, argv, $0) }
+            ?? posix_spawn(&child, executable, &actions, &attributes, argv, environ)
         guard result == 0 else {
             throw BoxstackError(.processFailed, "Cannot start \(arguments[0]): \(String(cString: strerror(result))).")
         }
@@ -53,7 +63,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// The exit status once the child has ended, without waiting.
-    var status: ExitStatus? {
+    public var status: ExitStatus? {
         lock.withLock {
             if reaped == nil { reaped = Self.reap(pid, options: WNOHANG) }
             return reaped
@@ -61,7 +71,8 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the child to end.
-    func wait() -> ExitStatus {
+    @discardableResult
+    public func wait() -> ExitStatus {
         if let status { return status }
         let status = Self.reap(pid, options: 0) ?? .terminated(code: -1)
         lock.withLock { reaped = status }
@@ -69,7 +80,8 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits up to `grace` for the child to end, then kills it.
-    func finish(grace: Duration) -> ExitStatus {
+    @discardableResult
+    public func finish(grace: Duration) -> ExitStatus {
         let deadline = ContinuousClock.now + grace
         while status == nil && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if status == nil { kill(pid, SIGKILL) }
@@ -91,5 +103,14 @@ final class ChildProcess: @unchecked Sendable {
         typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
         guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return }
         _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
+    }
+
+    /// glibc 2.29+ changes the child's directory before exec (looked up by name, as above).
+    private static func changeDirectory(_ actions: inout posix_spawn_file_actions_t, to directory: String) throws {
+        typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np") else {
+            throw BoxstackError(.unsupported, "this C library cannot start a program in another directory (glibc 2.29 or later is needed).")
+        }
+        _ = unsafeBitCast(symbol, to: AddChdir.self)(&actions, directory)
     }
 }
