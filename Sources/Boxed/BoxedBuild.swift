@@ -80,6 +80,7 @@ public enum BoxedBuild {
             try await check(
                 ["python3", "-m", "pip", "install", "--break-system-packages", "kiwi==\(version)"],
                 "Installing KIWI \(version) with pip")
+            try await check(["kiwi-ng", "--version"], "Running the KIWI installed with pip")
         }
         try await check(["rm", "-rf", GuestPaths.work], "Cleaning the box's work directory")
         try await check(["mkdir", "-p", GuestPaths.localTarget + "/build"], "Creating the box's work directory")

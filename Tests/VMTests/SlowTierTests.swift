@@ -44,4 +44,17 @@ import Testing
         #expect(derivedListing.contains("usr/bin/vim.tiny"))
         #expect(derivedListing.contains("bin/bash"))
     }
+
+    /// --kiwi-version installs that KIWI from PyPI in the box (so it needs the network) and builds with it.
+    @Test func kiwiVersionInstallsThatKiwiWithPipBeforeTheBuild() throws {
+        let cli = try BoxstackCLI("slow-kiwi-version")
+        try cli.makeTinyRoot(at: cli.workspace.file("root"))
+        try cli.run(["stash", "--root", cli.workspace.file("root")]).check()
+        let result = try cli.run(["--kiwi-version", "9.24.57", "--", "--stash", "tiny-root", "--target-dir", "out"])
+        #expect(result.status == .terminated(code: 0), "\(result.errorOutput.suffix(3000))")
+        let log = try String(contentsOfFile: cli.workspace.file("out/boxstack.log"), encoding: .utf8)
+        #expect(log.contains("KIWI (next generation) version 9.24.57"), "\(log.suffix(3000))")
+        let files = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("out"))
+        #expect(files.contains { $0.hasPrefix("tiny-root.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") }, "\(files)")
+    }
 }
