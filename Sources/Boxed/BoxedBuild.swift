@@ -32,6 +32,7 @@ enum GuestPaths {
     static let localDescription = work + "/description"
     static let localTarget = work + "/target"
     static let imageRoot = localTarget + "/build/image-root"
+    static let hostCertificates = "/run/boxstack/host-ca-certificates.crt"
 }
 
 public enum BoxedBuild {
@@ -77,9 +78,14 @@ public enum BoxedBuild {
 
         if let version = configuration.kiwiVersion {
             log.note("installing KIWI \(version) with pip")
-            try await check(
-                ["python3", "-m", "pip", "install", "--break-system-packages", "kiwi==\(version)"],
-                "Installing KIWI \(version) with pip")
+            var pip = ["python3", "-m", "pip", "install", "--break-system-packages"]
+            // pip in the box trusts what the host trusts: behind a TLS-intercepting proxy only the host's
+            // bundle holds the proxy's CA.
+            if let bundle = Self.hostCertificateBundle {
+                try agent.writeFile(try Data(contentsOf: URL(fileURLWithPath: bundle)), to: GuestPaths.hostCertificates)
+                pip += ["--cert", GuestPaths.hostCertificates]
+            }
+            try await check(pip + ["kiwi==\(version)"], "Installing KIWI \(version) with pip")
             try await check(["kiwi-ng", "--version"], "Running the KIWI installed with pip")
         }
         try await check(["rm", "-rf", GuestPaths.work], "Cleaning the box's work directory")
@@ -131,6 +137,11 @@ public enum BoxedBuild {
             log.note(result.summary)
         }
         return 0
+    }
+
+    /// The host's CA bundle (Debian's, else Fedora's), if there is one.
+    static var hostCertificateBundle: String? {
+        ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"].first { FileManager.default.isReadableFile(atPath: $0) }
     }
 
     /// The process exit code that reports `status` (128 + signal for a signalled command, as shells do).

@@ -134,6 +134,14 @@ public struct GuestAgent: Sendable {
         try check("tree-import", [root, tarFile], failure: "Importing \(tarFile) into \(root) in the box failed")
     }
 
+    /// Writes `data` to `path` in the box (mode 0644), through the channel: for small files only.
+    public func writeFile(_ data: Data, to path: String) throws {
+        let result = try session.run(ShellQuote.join(["sh", "-c", "umask 022 && mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\"", "sh", path]), input: .data(data))
+        guard result.status.isSuccess else {
+            throw BoxstackError(.guestFailed, "Writing \(path) in the box failed (\(result.status)): \(result.errorOutput)")
+        }
+    }
+
     /// Asks the box to power off; it goes down shortly after the command returns.
     public func poweroff() throws {
         try check("poweroff", [], failure: "Asking the box to power off failed")
