@@ -30,7 +30,7 @@ enum BoxedStash {
     }
 
     /// Stashes the box's `guestRoot` as `text` (NAME[:TAG]): one new layer with what changed since that
-    /// stash's top, or the whole tree for a new name.
+    /// stash's top (none when nothing changed), or the whole tree for a new name.
     static func keepRoot(
         _ text: String, session: BoxSession, guestRoot: String, store: StashStore
     ) throws -> StashResult {
@@ -41,19 +41,22 @@ enum BoxedStash {
         let current = try TreeManifest(agentOutput: try agent.treeManifest(root: guestRoot))
         let previous = try store.previousTreeManifest(name: reference.name, tag: reference.tag)
         let (changed, deleted) = TreeManifest.changes(from: previous, to: current)
-        var list = Data()
-        for path in changed {
-            list.append(contentsOf: path.utf8)
-            list.append(0)
-        }
-        try list.writeAtomically(to: exchange + "/export.list")
         defer {
             try? FileManager.default.removeItem(atPath: exchange + "/export.list")
             try? FileManager.default.removeItem(atPath: exchange + "/export.tar")
         }
-        try agent.treeExport(
-            root: guestRoot, listFile: BoxSession.guestExchangeDirectory + "/export.list",
-            outputFile: BoxSession.guestExchangeDirectory + "/export.tar")
+        // An unchanged tree adds no layer, so the store never reads an export: the box need not write one.
+        if previous == nil || !changed.isEmpty || !deleted.isEmpty {
+            var list = Data()
+            for path in changed {
+                list.append(contentsOf: path.utf8)
+                list.append(0)
+            }
+            try list.writeAtomically(to: exchange + "/export.list")
+            try agent.treeExport(
+                root: guestRoot, listFile: BoxSession.guestExchangeDirectory + "/export.list",
+                outputFile: BoxSession.guestExchangeDirectory + "/export.tar")
+        }
         return try store.appendLayer(
             name: reference.name, tag: reference.tag, fromTar: exchange + "/export.tar", deleted: deleted,
             manifest: current, architecture: Platform.goArchitecture(session.options.image.architecture.name))

@@ -135,7 +135,8 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
             defer { list.removeAll() }
             return list
         }
-        for process in running { kill(process.pid, SIGTERM) }
+        // Only children not reaped yet: a reaped pid may already belong to another process.
+        for process in running where process.status == nil { kill(process.pid, SIGTERM) }
         for process in running { process.finish(grace: .seconds(2)) }
     }
 }
