@@ -31,6 +31,7 @@ let package = Package(
 
         // Errors, processes, paths, locks, digests, progress: what every other module uses.
         .target(name: "BoxstackCore", dependencies: [
+            "CLibC",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),

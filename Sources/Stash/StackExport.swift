@@ -45,28 +45,9 @@ extension StashStore {
         let names = Array(Set(references.map(\.name))).sorted()
         let locks = try names.map { try lock(name: $0, shared: true) }
         defer { _ = locks }
-        var layers: [StackedLayer] = []
-        for reference in references {
-            let layout = try layout(name: reference.name)
-            guard let (_, manifest) = try layout.manifest(tag: reference.tag, architecture: nil) else {
-                throw BoxstackError(.notFound, "the stash \(reference.name) has no tag \(reference.tag); see boxstack stash --list.")
-            }
-            for (index, layer) in manifest.layers.enumerated() {
-                guard layout.hasBlob(layer.digest) else {
-                    throw BoxstackError(.notFound, "layer \(index + 1) (\(layer.digest)) of \(reference) is missing from the store.")
-                }
-                layers.append(StackedLayer(path: layout.blobPath(layer.digest), description: "layer \(index + 1) of \(reference)"))
-            }
-        }
-        let exporter = StackExporter(layers: layers, outputPath: path)
+        let exporter = StackExporter(layers: try stackedLayers(references), outputPath: path)
         return try exporter.export()
     }
-}
-
-/// One layer blob of a stack, bottom first.
-struct StackedLayer {
-    let path: String
-    let description: String
 }
 
 /// Flattens stacked layers into one tar.
@@ -142,7 +123,6 @@ private final class StackExporter {
         let temporary = outputPath + ".tmp-" + UUID().uuidString
         let writer = try LayerWriter(outputPath: temporary, compression: .none)
         var readers = LayerReaders(layers: layers)
-        defer { readers.close() }
         for slot in mergedSlots() {
             switch slot.item {
             case .header(let header):
@@ -155,6 +135,7 @@ private final class StackExporter {
                 try writer.write(entry: entry, contentFrom: reader)
             }
         }
+        try readers.finish()
         report.entries = writer.entryCount
         _ = try writer.finish()
         guard rename(temporary, outputPath) == 0 else {
@@ -170,35 +151,7 @@ private final class StackExporter {
     fileprivate func refuse(_ name: String, _ layer: StackedLayer, _ reason: String) -> BoxstackError {
         BoxstackError(
             .invalidData,
-            "refusing the entry \(name.debugDescription) of \(layer.description): \(reason); the export to \(outputPath) stopped there.")
-    }
-
-    fileprivate static func openLayer(_ layer: StackedLayer) throws -> OpaquePointer {
-        guard let reader = archive_read_new() else { throw BoxstackError(.internalError, "libarchive could not allocate a reader.") }
-        archive_read_support_format_tar(reader)
-        archive_read_support_format_empty(reader)
-        archive_read_support_filter_all(reader)
-        guard archive_read_open_filename(reader, layer.path, 1 << 20) == ARCHIVE_OK else {
-            let message = Self.message(reader)
-            archive_read_free(reader)
-            throw BoxstackError(.invalidData, "cannot read \(layer.description): \(message).")
-        }
-        return reader
-    }
-
-    fileprivate static func message(_ archive: OpaquePointer) -> String {
-        archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
-    }
-
-    /// The next header of `reader`, or nil at the end.
-    fileprivate static func next(_ reader: OpaquePointer, of layer: StackedLayer) throws -> OpaquePointer? {
-        var entry: OpaquePointer?
-        let status = archive_read_next_header(reader, &entry)
-        if status == ARCHIVE_EOF { return nil }
-        guard status >= ARCHIVE_WARN, let entry else {
-            throw BoxstackError(.invalidData, "\(layer.description) is damaged: \(Self.message(reader)).")
-        }
-        return entry
+            "refusing the entry \(Terminal.quoted(name)) of \(layer.description): \(reason); the export to \(outputPath) stopped there.")
     }
 
     // MARK: Pass 1
@@ -227,8 +180,7 @@ private final class StackExporter {
     /// Decides the winners of layer `index`; its whiteouts (and its non-directories) hide lower layers only.
     private func decide(layer index: Int) throws {
         let layer = layers[index]
-        let reader = try Self.openLayer(layer)
-        defer { archive_read_free(reader) }
+        let reader = try layer.open()
         var hiddenBelow: [String] = []
         var opaqueBelow: [String] = []
         /// Ordinal of the last content entry (not a hard link, not a directory) of each path in this layer.
@@ -240,33 +192,34 @@ private final class StackExporter {
         var groupOfRoot: [String: Int] = [:]
 
         var ordinal = -1
-        while let entry = try Self.next(reader, of: layer) {
+        while let entry = try reader.next() {
             ordinal += 1
-            let rawName = String(cString: archive_entry_pathname(entry))
+            let rawName = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            let meaning: LayerPath.Meaning
+            do throws(LayerPath.UnsafeName) { meaning = try LayerPath.meaning(of: rawName) } catch { throw refuse(rawName, layer, error.reason) }
             let path: String
-            do throws(LayerPath.UnsafeName) { path = try LayerPath.checked(rawName) } catch { throw refuse(rawName, layer, error.reason) }
-            if path.isEmpty { continue }
-            let (parent, name) = Self.split(path)
-            if name == ".wh..wh..opq" {
-                opaqueBelow.append(parent)
+            switch meaning {
+            case .root, .metadata: continue
+            case .opaque(let directory):
+                opaqueBelow.append(directory)
                 continue
-            }
-            if name.hasPrefix(".wh.") {
-                hiddenBelow.append(parent.isEmpty ? String(name.dropFirst(4)) : parent + "/" + name.dropFirst(4))
+            case .whiteout(let hidden):
+                hiddenBelow.append(hidden)
                 continue
+            case .path(let name): path = name
             }
             let isDirectory = archive_entry_filetype(entry) == ArchiveFileType.directory
             var linkTarget: String?
             if let link = archive_entry_hardlink(entry) {
                 let rawTarget = String(cString: link)
                 let target: String
-                do throws(LayerPath.UnsafeName) { target = try LayerPath.checked(rawTarget) } catch {
-                    throw refuse(rawName, layer, "its hard link target \(rawTarget.debugDescription) is outside the tree")
+                do throws(LayerPath.UnsafeName) { target = try LayerPath.normalized(rawTarget) } catch {
+                    throw refuse(rawName, layer, "its hard link target \(Terminal.quoted(rawTarget)) is outside the tree")
                 }
                 let root = linkRoot[target] ?? target
                 guard contentOrdinal[root] != nil else {
                     throw refuse(
-                        rawName, layer, "its hard link target \(rawTarget.debugDescription) is not an earlier entry of the same layer")
+                        rawName, layer, "its hard link target \(Terminal.quoted(rawTarget)) is not an earlier entry of the same layer")
                 }
                 linkRoot[path] = root
                 linkTarget = root
@@ -301,6 +254,7 @@ private final class StackExporter {
                     LinkGroup(layer: index, ordinal: rootOrdinal, rootPath: root, rootWon: wonHere.contains(root), links: [(ordinal, path, header)]))
             }
         }
+        try reader.finish()
         hiddenSubtrees.formUnion(hiddenBelow)
         opaqueDirectories.formUnion(opaqueBelow)
     }
@@ -349,10 +303,6 @@ private final class StackExporter {
         }
     }
 
-    private static func split(_ path: String) -> (parent: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
-    }
 
     /// A header-only copy of `entry` named `path` (a hard link to `hardlink` when given), with numeric owners.
     private func clone(_ entry: OpaquePointer, path: String, hardlink: String?) throws -> OpaquePointer {
@@ -384,7 +334,7 @@ private final class StackExporter {
 /// re-opened if an earlier entry is asked for, which the merge never does.
 private struct LayerReaders {
     private let layers: [StackedLayer]
-    private var readers: [Int: (reader: OpaquePointer, ordinal: Int)] = [:]
+    private var readers: [Int: (reader: LayerReader, ordinal: Int)] = [:]
 
     init(layers: [StackedLayer]) {
         self.layers = layers
@@ -392,26 +342,23 @@ private struct LayerReaders {
 
     /// Entry `ordinal` of layer `layer`, with the reader positioned at its content.
     mutating func entry(layer: Int, ordinal: Int) throws -> (OpaquePointer, OpaquePointer) {
-        if let open = readers[layer], open.ordinal >= ordinal {
-            archive_read_free(open.reader)
-            readers[layer] = nil
-        }
-        if readers[layer] == nil { readers[layer] = (try StackExporter.openLayer(layers[layer]), -1) }
+        if let open = readers[layer], open.ordinal >= ordinal { readers[layer] = nil }
+        if readers[layer] == nil { readers[layer] = (try layers[layer].open(), -1) }
         guard let open = readers[layer] else { throw BoxstackError(.internalError, "no reader for \(layers[layer].description).") }
-        let reader = open.reader
         var current = open.ordinal
         while true {
-            guard let entry = try StackExporter.next(reader, of: layers[layer]) else {
+            guard let entry = try open.reader.next() else {
                 throw BoxstackError(.invalidData, "\(layers[layer].description) changed while it was read; export again.")
             }
             current += 1
-            readers[layer] = (reader, current)
-            if current == ordinal { return (entry, reader) }
+            readers[layer] = (open.reader, current)
+            if current == ordinal { return (entry, open.reader.archive) }
         }
     }
 
-    mutating func close() {
-        for open in readers.values { archive_read_free(open.reader) }
+    /// Reads every open layer to its end, checking its digests again.
+    mutating func finish() throws {
+        for open in readers.values { try open.reader.finish() }
         readers = [:]
     }
 }

@@ -238,13 +238,23 @@ public struct StashStore: Sendable {
                     let message = archive_error_string(reader).map { String(cString: $0) } ?? "unknown error"
                     throw BoxstackError(.invalidData, "the exported tree \(tarPath) is damaged: \(message).")
                 }
-                guard let path = LayerPath.normalized(String(cString: archive_entry_pathname(entry))), !path.isEmpty else { continue }
+                let rawName = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+                let path: String
+                do throws(LayerPath.UnsafeName) { path = try LayerPath.normalized(rawName) } catch {
+                    throw BoxstackError(.invalidData, "the exported tree \(tarPath) has the entry \(Terminal.quoted(rawName)): \(error.reason).")
+                }
+                if path.isEmpty { continue }
                 while let next = pending.first, TreeManifest.precedes(LayerPath.whiteoutName(next), path) {
                     try writer.writeWhiteout(for: next)
                     pending.removeFirst()
                 }
                 archive_entry_copy_pathname(entry, path)
-                if let link = archive_entry_hardlink(entry), let target = LayerPath.normalized(String(cString: link)) {
+                if let link = archive_entry_hardlink(entry) {
+                    let rawTarget = String(cString: link)
+                    guard let target = try? LayerPath.normalized(rawTarget), !target.isEmpty else {
+                        throw BoxstackError(
+                            .invalidData, "the exported tree \(tarPath) links \(Terminal.quoted(rawName)) to \(Terminal.quoted(rawTarget)), outside the tree.")
+                    }
                     archive_entry_copy_hardlink(entry, target)
                 }
                 archive_entry_set_uname(entry, nil)
@@ -465,48 +475,59 @@ public struct StashStore: Sendable {
         let names = Array(Set(references.map(\.name))).sorted()
         let locks = try names.map { try lock(name: $0, shared: true) }
         defer { _ = locks }
-        var plan: [(label: String, layers: [(path: String, description: String)])] = []
+        let layers = try stackedLayers(references)
+        // A blob changed in the store is refused before anything is written; the readers check again as they stream.
+        for layer in layers { try layer.verify() }
+        try FileManager.default.makeDirectory(root)
+        let unpacker = try TreeUnpacker(root: root)
+        for layer in layers { try unpacker.apply(layer.open()) }
+        return try unpacker.finish()
+    }
+
+    /// The layers of `references`, bottom first, with the digests and diffIDs their images record.
+    func stackedLayers(_ references: [StashReference]) throws -> [StackedLayer] {
+        var layers: [StackedLayer] = []
         for reference in references {
             let layout = try layout(name: reference.name)
             guard let (_, manifest) = try layout.manifest(tag: reference.tag, architecture: nil) else {
                 throw BoxstackError(.notFound, "the stash \(reference.name) has no tag \(reference.tag); see boxstack stash --list.")
             }
-            var layers: [(String, String)] = []
+            let config = try layout.readJSON(ImageConfig.self, manifest.config.digest)
+            guard config.rootfs.diffIDs.count == manifest.layers.count else {
+                throw BoxstackError(
+                    .invalidData,
+                    "\(reference) is damaged: its manifest lists \(manifest.layers.count) layers but its configuration \(config.rootfs.diffIDs.count) diffIDs.")
+            }
             for (index, layer) in manifest.layers.enumerated() {
                 guard layout.hasBlob(layer.digest) else {
                     throw BoxstackError(.notFound, "layer \(index + 1) (\(layer.digest)) of \(reference) is missing from the store.")
                 }
-                layers.append((layout.blobPath(layer.digest), "layer \(index + 1) of \(reference)"))
+                layers.append(
+                    StackedLayer(
+                        path: layout.blobPath(layer.digest), description: "layer \(index + 1) of \(reference)",
+                        digests: LayerDigests(digest: layer.digest, diffID: config.rootfs.diffIDs[index])))
             }
-            plan.append((reference.description, layers))
         }
-        try FileManager.default.makeDirectory(root)
-        let unpacker = try TreeUnpacker(root: root)
-        for image in plan {
-            for layer in image.layers { try unpacker.apply(layerPath: layer.path, description: layer.description) }
-        }
-        return try unpacker.finish()
+        return layers
     }
 }
 
-/// Names inside layers.
-enum LayerPath {
-    /// `path` without a leading `./` or trailing `/`; nil for absolute names or names with `..`.
-    static func normalized(_ raw: String) -> String? {
-        if raw.hasPrefix("/") { return nil }
-        var components: [Substring] = []
-        for component in raw.split(separator: "/", omittingEmptySubsequences: true) {
-            if component == "." { continue }
-            if component == ".." { return nil }
-            components.append(component)
-        }
-        return components.joined(separator: "/")
-    }
+/// One layer blob of a stack, bottom first.
+struct StackedLayer {
+    let path: String
+    let description: String
+    let digests: LayerDigests
 
-    /// The whiteout name that deletes `path` (`dir/.wh.name`).
-    static func whiteoutName(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return ".wh." + path }
-        return path[..<slash] + "/.wh." + path[path.index(after: slash)...]
+    func open() throws -> LayerReader { try LayerReader(path: path, description: description, expected: digests) }
+
+    /// Checks the blob's digest without unpacking it.
+    func verify() throws {
+        let (digest, _) = try ContentDigest.ofFile(path)
+        guard digest == digests.digest else {
+            throw BoxstackError(
+                .checksumMismatch,
+                "\(description): the blob \(path) has the digest \(digest), not \(digests.digest); it was changed after it was stored. Pull or stash it again.")
+        }
     }
 }
 

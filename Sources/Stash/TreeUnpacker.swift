@@ -1,5 +1,6 @@
 import BoxstackCore
 import CLibArchive
+import CLibC
 import Foundation
 
 #if canImport(Glibc)
@@ -14,7 +15,7 @@ public struct UnpackReport: Sendable, Equatable {
     public var ownersNotRestored = 0
     /// Device nodes that could not be created.
     public var devicesNotCreated = 0
-    /// Other warnings from libarchive (e.g. extended attributes the user may not set), with their entry.
+    /// Other metadata that could not be restored (e.g. extended attributes the user may not set), with their entry.
     public var warnings: [String] = []
 
     /// One line per kind of loss, for the user; empty when everything was restored.
@@ -29,19 +30,18 @@ public struct UnpackReport: Sendable, Equatable {
     }
 }
 
-/// Applies layers to a directory with OCI whiteout semantics, refusing any entry that could touch
-/// something outside the directory.
+/// Applies layers to a directory with OCI whiteout semantics; nothing outside the directory can change.
 ///
-/// Every entry's parent path is resolved component by component with `lstat`: symlinks inside the
-/// tree are followed (relative ones, staying inside), and a symlink that is absolute or climbs out
-/// stops the unpack with an error naming the entry. libarchive then writes to the resolved path,
-/// whose parents are all real directories inside the root.
+/// Containment is the kernel's: every path is opened below the root's descriptor with `openat2(2)`
+/// and `RESOLVE_IN_ROOT` (`ContainedDirectory`), and every change (create, write, link, owner, mode,
+/// times, extended attributes, whiteout and opaque removal) is made relative to a directory
+/// descriptor obtained that way, on a final name that is never followed. So a symlink in the tree
+/// resolves inside it as it would in a container, and no entry order, missing directory or path
+/// length leads outside. libarchive only reads the tar; it writes nothing.
 final class TreeUnpacker {
-    private let root: String
+    private let root: ContainedDirectory
     private let isRoot = geteuid() == 0
     private var report = UnpackReport()
-    /// Relative paths known to be real directories (cleared whenever something is removed or replaced).
-    private var knownDirectories: Set<String> = []
     /// Directories made writable for a non-root user, with their original modes, restored at the end.
     private var madeWritable: [String: mode_t] = [:]
     /// Paths written by the layer being applied, and their ancestors (whiteouts only hide lower layers).
@@ -50,263 +50,312 @@ final class TreeUnpacker {
     /// Times of directories this layer changes the contents of without having an entry for them,
     /// restored at the end of the layer so unchanged directories keep their mtime.
     private var parentTimes: [String: (access: timespec, modification: timespec)] = [:]
-    /// Times of this layer's directory entries, set once the layer's contents are all in place.
-    private var directoryTimes: [(path: String, access: timespec, modification: timespec)] = []
+    /// Modes and times of this layer's directory entries, set once the layer's contents are all in place.
+    private var directoryMetadata: [(path: String, mode: mode_t, times: [timespec])] = []
+    /// The parent directory of the last entry, kept open while entries share it.
+    private var cachedParent: (path: String, descriptor: Int32)?
 
     init(root: String) throws {
-        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard realpath(root, &resolved) != nil else {
-            let reason = String(cString: strerror(errno))
-            throw BoxstackError(.notFound, "cannot use \(root) as the target: \(reason).")
-        }
-        self.root = String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.root = try ContainedDirectory(path: root)
     }
+
+    deinit { forgetParent() }
 
     // MARK: Layers
 
-    /// Applies one layer blob (any compression libarchive reads).
-    func apply(layerPath: String, description: String) throws {
-        guard let reader = archive_read_new(), let disk = archive_write_disk_new() else {
-            throw BoxstackError(.internalError, "libarchive could not allocate a reader.")
-        }
-        defer {
-            archive_read_free(reader)
-            archive_write_free(disk)
-        }
-        archive_read_support_format_tar(reader)
-        archive_read_support_format_empty(reader)
-        archive_read_support_filter_all(reader)
-        var flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL
-        flags |= ARCHIVE_EXTRACT_UNLINK | ARCHIVE_EXTRACT_SECURE_NODOTDOT
-        if isRoot { flags |= ARCHIVE_EXTRACT_OWNER }
-        archive_write_disk_set_options(disk, flags)
-        guard archive_read_open_filename(reader, layerPath, 1 << 20) == ARCHIVE_OK else {
-            throw BoxstackError(.invalidData, "cannot read \(description): \(Self.message(reader)).")
-        }
+    /// Applies one layer; its digests are checked by `layer` as it streams and at its end.
+    func apply(_ layer: LayerReader) throws {
         touched = []
         touchedAncestors = []
         parentTimes = [:]
-        directoryTimes = []
-        var entry: OpaquePointer?
-        while true {
-            let status = archive_read_next_header(reader, &entry)
-            if status == ARCHIVE_EOF { break }
-            guard status >= ARCHIVE_WARN, let entry else {
-                throw BoxstackError(.invalidData, "\(description) is damaged: \(Self.message(reader)).")
-            }
-            try applyEntry(entry, reader: reader, disk: disk, description: description)
+        directoryMetadata = []
+        defer { forgetParent() }
+        while let entry = try layer.next() {
+            try applyEntry(entry, layer: layer)
         }
+        try layer.finish()
         restoreParentTimes()
-        // Closing applies the deferred directory modes and times of this layer's own directories.
-        if archive_write_close(disk) < ARCHIVE_WARN {
-            throw BoxstackError(.permission, "cannot finish \(description) in \(root): \(Self.message(disk)).")
-        }
-        // Whiteouts and new entries below a directory of this layer change its mtime after libarchive set it.
-        for item in directoryTimes.reversed() {
-            var values = [item.access, item.modification]
-            utimensat(AT_FDCWD, item.path, &values, AT_SYMLINK_NOFOLLOW)
+        // Deepest first, so setting a parent's times is the last change below it.
+        for item in directoryMetadata.reversed() {
+            guard let descriptor = try? root.open(components(item.path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
+            defer { close(descriptor) }
+            chmod(Self.procPath(descriptor), item.mode)
+            utimensat(AT_FDCWD, Self.procPath(descriptor), item.times, 0)
         }
     }
 
-    private static func message(_ archive: OpaquePointer) -> String {
-        archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+    /// Restores directory modes changed for a non-root user; returns the report.
+    func finish() throws -> UnpackReport {
+        for (relative, mode) in madeWritable.sorted(by: { $0.key.count > $1.key.count }) {
+            guard let descriptor = try? root.open(components(relative), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
+            chmod(Self.procPath(descriptor), mode)
+            close(descriptor)
+        }
+        return report
     }
 
-    private func refuse(_ name: String, _ description: String, _ reason: String) -> BoxstackError {
+    private func refuse(_ name: String, _ layer: LayerReader, _ reason: String) -> BoxstackError {
         BoxstackError(
             .invalidData,
-            "refusing the entry \(name.debugDescription) of \(description): \(reason); the unpack into \(root) stopped there.")
+            "refusing the entry \(Terminal.quoted(name)) of \(layer.description): \(reason); the unpack into \(root.path) stopped there.")
     }
 
-    private func applyEntry(_ entry: OpaquePointer, reader: OpaquePointer, disk: OpaquePointer, description: String) throws {
-        let rawName = String(cString: archive_entry_pathname(entry))
-        let path: String
-        do throws(LayerPath.UnsafeName) { path = try LayerPath.checked(rawName) } catch { throw refuse(rawName, description, error.reason) }
-        if path.isEmpty { return }
-        let (parent, name) = split(path)
-        let realParent = try resolveDirectory(parent, entry: rawName, description: description)
+    private func failed(_ name: String, _ layer: LayerReader, _ action: String, code: Int32 = errno) -> BoxstackError {
+        BoxstackError(
+            .permission,
+            "cannot \(action) \(Terminal.quoted(name)) of \(layer.description) in \(root.path): \(String(cString: strerror(code))).")
+    }
 
-        if name == ".wh..wh..opq" {
-            try removeLower(inDirectory: realParent, layerDirectory: parent, entry: rawName, description: description)
-            return
+    private func refuse(_ name: String, _ layer: LayerReader, _ error: ContainedDirectory.PathError) -> BoxstackError {
+        switch error.code {
+        case ENOTDIR: refuse(name, layer, "\(Terminal.quoted(error.path)) is not a directory")
+        case ELOOP: refuse(name, layer, "too many levels of symlinks below \(Terminal.quoted(error.path))")
+        case ENAMETOOLONG: refuse(name, layer, "a name in \(Terminal.quoted(error.path)) is too long")
+        default: failed(name, layer, "resolve \(Terminal.quoted(error.path)) for", code: error.code)
         }
-        if name.hasPrefix(".wh.") {
-            let hidden = String(name.dropFirst(4))
-            let layerPath = join(parent, hidden)
-            try removeLower(join(realParent, hidden), layerPath: layerPath, entry: rawName, description: description)
-            return
-        }
+    }
 
-        let target = join(realParent, name)
-        let absolute = root + "/" + target
+    private func applyEntry(_ entry: OpaquePointer, layer: LayerReader) throws {
+        guard let rawPointer = archive_entry_pathname(entry) else { throw refuse("", layer, "it has no name") }
+        let raw = String(cString: rawPointer)
+        let meaning: LayerPath.Meaning
+        do throws(LayerPath.UnsafeName) { meaning = try LayerPath.meaning(of: raw) } catch { throw refuse(raw, layer, error.reason) }
+        switch meaning {
+        case .metadata:
+            return
+        case .opaque(let directory):
+            try removeLower(inDirectory: directory, entry: raw, layer: layer)
+        case .whiteout(let path):
+            try removeLower(path, entry: raw, layer: layer)
+        case .root:
+            guard archive_entry_filetype(entry) == ArchiveFileType.directory else { throw refuse(raw, layer, "the root can only be a directory") }
+            let descriptor: Int32
+            do throws(ContainedDirectory.PathError) { descriptor = try root.open([], flags: BOXSTACK_O_PATH | O_DIRECTORY) } catch {
+                throw refuse(raw, layer, error)
+            }
+            defer { close(descriptor) }
+            try setDirectoryMetadata(entry, descriptor: descriptor, path: "", raw: raw, layer: layer)
+        case .path(let path):
+            try write(entry, path: path, raw: raw, layer: layer)
+            report.entries += 1
+            markTouched(path)
+        }
+    }
+
+    private func write(_ entry: OpaquePointer, path: String, raw: String, layer: LayerReader) throws {
+        let (parentPath, name) = LayerPath.split(path)
+        let parent = try parentDirectory(parentPath, raw: raw, layer: layer)
+        rememberTimes(ofDirectory: parentPath, descriptor: parent)
+        makeWritable(parentPath, descriptor: parent)
         let type = archive_entry_filetype(entry)
         var existing = stat()
-        if lstat(absolute, &existing) == 0 {
-            let existingIsDirectory = existing.st_mode & S_IFMT == S_IFDIR
-            if existingIsDirectory, type != ArchiveFileType.directory {
-                // A later layer or image puts a non-directory where a directory was (rsync semantics).
-                try removeTree(absolute, entry: rawName, description: description)
-                knownDirectories = []
-            } else if existing.st_mode & S_IFMT == S_IFLNK, type != ArchiveFileType.symlink {
-                // Never let libarchive treat an existing symlink as the directory or file to update.
-                unlink(absolute)
-                knownDirectories = []
-            }
-        }
-        if let link = archive_entry_hardlink(entry) {
-            let rawTarget = String(cString: link)
-            guard !rawTarget.hasPrefix("/"), let linkPath = LayerPath.normalized(rawTarget), !linkPath.isEmpty else {
-                throw refuse(rawName, description, "its hard link target \(rawTarget.debugDescription) is outside the tree")
-            }
-            let (linkParent, linkName) = split(linkPath)
-            let realLinkParent = try resolveDirectory(linkParent, entry: rawName, description: description)
-            archive_entry_copy_hardlink(entry, root + "/" + join(realLinkParent, linkName))
-        }
-        archive_entry_copy_pathname(entry, absolute)
-        rememberTimes(ofDirectory: realParent)
-        try makeParentWritable(realParent)
+        let exists = fstatat(parent, name, &existing, AT_SYMLINK_NOFOLLOW) == 0
+        let existingIsDirectory = exists && existing.st_mode & S_IFMT == S_IFDIR
 
-        let headerStatus = archive_write_header(disk, entry)
-        if headerStatus < ARCHIVE_WARN {
-            let isDevice = type == ArchiveFileType.characterDevice || type == ArchiveFileType.blockDevice
-            if !isRoot, isDevice {
-                report.devicesNotCreated += 1
-                return
-            }
-            throw BoxstackError(.permission, "cannot write \(rawName) of \(description) into \(root): \(Self.message(disk)).")
+        if let hardlink = archive_entry_hardlink(entry) {
+            try link(name, in: parent, to: String(cString: hardlink), existing: exists ? existing : nil, raw: raw, layer: layer)
+            return
         }
-        if headerStatus == ARCHIVE_WARN { noteWarning(rawName, disk) }
-        if archive_entry_size(entry) > 0 {
-            try copyData(reader: reader, disk: disk, name: rawName, description: description)
+        if exists, !(existingIsDirectory && type == ArchiveFileType.directory) {
+            // A later layer puts something else where an entry was (a directory goes with its subtree).
+            try remove(name, in: parent, isDirectory: existingIsDirectory, raw: raw, layer: layer)
         }
-        let finishStatus = archive_write_finish_entry(disk)
-        if finishStatus < ARCHIVE_WARN {
-            throw BoxstackError(.permission, "cannot write \(rawName) of \(description) into \(root): \(Self.message(disk)).")
-        }
-        if finishStatus == ARCHIVE_WARN { noteWarning(rawName, disk) }
-        if !isRoot, archive_entry_uid(entry) != Int64(getuid()) || archive_entry_gid(entry) != Int64(getgid()) {
-            report.ownersNotRestored += 1
-        }
-        report.entries += 1
-        if type == ArchiveFileType.directory {
-            knownDirectories.insert(target)
-            let modification = timespec(tv_sec: Int(archive_entry_mtime(entry)), tv_nsec: Int(archive_entry_mtime_nsec(entry)))
-            let access = archive_entry_atime_is_set(entry) != 0
-                ? timespec(tv_sec: Int(archive_entry_atime(entry)), tv_nsec: Int(archive_entry_atime_nsec(entry))) : modification
-            directoryTimes.append((absolute, access, modification))
-        } else {
-            knownDirectories.remove(target)
-        }
-        markTouched(path)
-    }
-
-    private func noteWarning(_ name: String, _ disk: OpaquePointer) {
-        let text = Self.message(disk)
-        // Owners are counted separately; libarchive only warns about them when asked to restore them.
-        if text.contains("Can't set user") || text.contains("Can't set group") { return }
-        report.warnings.append("\(name): \(text)")
-    }
-
-    private func copyData(reader: OpaquePointer, disk: OpaquePointer, name: String, description: String) throws {
-        var block: UnsafeRawPointer?
-        var size = 0
-        var offset: la_int64_t = 0
-        while true {
-            let status = archive_read_data_block(reader, &block, &size, &offset)
-            if status == ARCHIVE_EOF { return }
-            guard status >= ARCHIVE_WARN else {
-                throw BoxstackError(.invalidData, "cannot read \(name) from \(description): \(Self.message(reader)).")
-            }
-            if archive_write_data_block(disk, block, size, offset) < ARCHIVE_WARN {
-                throw BoxstackError(.permission, "cannot write \(name) of \(description) into \(root): \(Self.message(disk)).")
-            }
-        }
-    }
-
-    // MARK: Paths
-
-    private func split(_ path: String) -> (parent: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
-    }
-
-    private func join(_ parent: String, _ name: String) -> String { parent.isEmpty ? name : parent + "/" + name }
-
-    /// Resolves the directory `relative` inside the root to a path whose every component is a real
-    /// directory (or does not exist yet), following symlinks that stay inside the root.
-    private func resolveDirectory(_ relative: String, entry: String, description: String) throws -> String {
-        if relative.isEmpty || knownDirectories.contains(relative) { return relative }
-        var resolved: [String] = []
-        var pending = Array(relative.split(separator: "/").map(String.init).reversed())
-        var hops = 0
-        var missing = false
-        while let component = pending.popLast() {
-            if component == "." || component.isEmpty { continue }
-            if component == ".." {
-                guard !resolved.isEmpty else {
-                    throw refuse(entry, description, "it would be written through a symlink that leads outside the tree")
+        switch type {
+        case ArchiveFileType.directory:
+            if !existingIsDirectory, mkdirat(parent, name, 0o700) != 0 { throw failed(raw, layer, "create the directory") }
+            let descriptor = openat(parent, name, BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard descriptor >= 0 else { throw failed(raw, layer, "open the directory") }
+            defer { close(descriptor) }
+            try setDirectoryMetadata(entry, descriptor: descriptor, path: path, raw: raw, layer: layer)
+        case ArchiveFileType.regular:
+            try writeFile(entry, name: name, in: parent, raw: raw, layer: layer)
+        case ArchiveFileType.symlink:
+            guard let target = archive_entry_symlink(entry) else { throw refuse(raw, layer, "the symlink has no target") }
+            guard symlinkat(target, parent, name) == 0 else { throw failed(raw, layer, "create the symlink") }
+            try setNodeMetadata(entry, name: name, in: parent, raw: raw, layer: layer, isSymlink: true)
+        case ArchiveFileType.characterDevice, ArchiveFileType.blockDevice, ArchiveFileType.fifo:
+            guard mknodat(parent, name, type | 0o600, archive_entry_rdev(entry)) == 0 else {
+                if !isRoot, errno == EPERM, type != ArchiveFileType.fifo {
+                    report.devicesNotCreated += 1
+                    return
                 }
-                resolved.removeLast()
-                continue
+                throw failed(raw, layer, "create the node")
             }
-            resolved.append(component)
-            if missing { continue }
-            let current = resolved.joined(separator: "/")
-            if knownDirectories.contains(current) { continue }
-            var info = stat()
-            guard lstat(root + "/" + current, &info) == 0 else {
-                missing = true
-                continue
-            }
-            switch info.st_mode & S_IFMT {
-            case S_IFDIR:
-                knownDirectories.insert(current)
-            case S_IFLNK:
-                hops += 1
-                guard hops <= 40 else { throw refuse(entry, description, "too many levels of symlinks below \(current)") }
-                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let length = readlink(root + "/" + current, &buffer, buffer.count - 1)
-                guard length > 0 else { throw refuse(entry, description, "cannot read the symlink \(current)") }
-                let target = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                if target.hasPrefix("/") {
-                    throw refuse(entry, description, "it would be written through the symlink \(current) -> \(target), which leads outside the tree")
-                }
-                resolved.removeLast()
-                pending += target.split(separator: "/").map(String.init).reversed()
-            default:
-                throw refuse(entry, description, "\(current) is not a directory")
-            }
+            try setNodeMetadata(entry, name: name, in: parent, raw: raw, layer: layer, isSymlink: false)
+        default:
+            report.warnings.append("\(Terminal.quoted(raw)): sockets and unknown file types are not unpacked")
         }
-        return resolved.joined(separator: "/")
     }
 
-    /// As non-root, gives the user write access to `relative`'s directory for the rest of the unpack.
-    private func makeParentWritable(_ relative: String) throws {
+    // MARK: Files
+
+    private func writeFile(_ entry: OpaquePointer, name: String, in parent: Int32, raw: String, layer: LayerReader) throws {
+        let file = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw failed(raw, layer, "create") }
+        var closed = false
+        defer { if !closed { close(file) } }
+        try layer.readData { block, offset in
+            var written = 0
+            while written < block.count {
+                let count = pwrite(file, block.baseAddress! + written, block.count - written, off_t(offset) + off_t(written))
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { throw failed(raw, layer, "write", code: count == 0 ? ENOSPC : errno) }
+                written += count
+            }
+        }
+        // Sparse files end in a hole that no data block reaches.
+        let size = archive_entry_size(entry)
+        if size > 0, ftruncate(file, off_t(size)) != 0 { throw failed(raw, layer, "write") }
+        try setOwner(entry, raw: raw, layer: layer) { fchown(file, $0, $1) }
+        guard fchmod(file, mode_t(archive_entry_perm(entry))) == 0 else { throw failed(raw, layer, "set the mode of") }
+        setExtendedAttributes(entry, raw: raw) { fsetxattr(file, $0, $1, $2, 0) }
+        var times = Self.times(entry)
+        guard futimens(file, &times) == 0 else { throw failed(raw, layer, "set the times of") }
+        closed = true
+        // Deferred write errors (a full disk on some file systems) surface at close.
+        guard close(file) == 0 else { throw failed(raw, layer, "write") }
+    }
+
+    private func link(
+        _ name: String, in parent: Int32, to rawTarget: String, existing: stat?, raw: String, layer: LayerReader
+    ) throws {
+        let target: String
+        do throws(LayerPath.UnsafeName) { target = try LayerPath.normalized(rawTarget) } catch {
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) is outside the tree")
+        }
+        guard !target.isEmpty else { throw refuse(raw, layer, "it is a hard link to the root directory") }
+        let (targetParentPath, targetName) = LayerPath.split(target)
+        let targetParent: Int32
+        do throws(ContainedDirectory.PathError) {
+            targetParent = try root.openDirectory(components(targetParentPath), creatingWithMode: nil)
+        } catch {
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) does not exist")
+        }
+        defer { close(targetParent) }
+        var info = stat()
+        guard fstatat(targetParent, targetName, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) does not exist")
+        }
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw refuse(raw, layer, "its hard link target is a directory") }
+        if let existing {
+            if existing.st_ino == info.st_ino, existing.st_dev == info.st_dev { return }
+            try remove(name, in: parent, isDirectory: existing.st_mode & S_IFMT == S_IFDIR, raw: raw, layer: layer)
+        }
+        guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failed(raw, layer, "create the hard link") }
+    }
+
+    // MARK: Metadata
+
+    private func setDirectoryMetadata(_ entry: OpaquePointer, descriptor: Int32, path: String, raw: String, layer: LayerReader) throws {
+        let proc = Self.procPath(descriptor)
+        try setOwner(entry, raw: raw, layer: layer) { chown(proc, $0, $1) }
+        setExtendedAttributes(entry, raw: raw) { setxattr(proc, $0, $1, $2, 0) }
+        directoryMetadata.append((path, mode_t(archive_entry_perm(entry)), Self.times(entry)))
+        // The directory's final mode comes at the end of the layer; until then its owner may write in it.
+        if !isRoot { chmod(proc, 0o700) }
+    }
+
+    private func setNodeMetadata(_ entry: OpaquePointer, name: String, in parent: Int32, raw: String, layer: LayerReader, isSymlink: Bool) throws {
+        try setOwner(entry, raw: raw, layer: layer) { fchownat(parent, name, $0, $1, AT_SYMLINK_NOFOLLOW) }
+        if !isSymlink, fchmodat(parent, name, mode_t(archive_entry_perm(entry)), 0) != 0 { throw failed(raw, layer, "set the mode of") }
+        // lsetxattr on the name below the (already contained) directory: the name itself is not followed.
+        let path = Self.procPath(parent) + "/" + name
+        setExtendedAttributes(entry, raw: raw) { lsetxattr(path, $0, $1, $2, 0) }
+        let times = Self.times(entry)
+        utimensat(parent, name, times, AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// Sets the entry's numeric owner as root; as another user, counts owners that differ from the user's.
+    private func setOwner(_ entry: OpaquePointer, raw: String, layer: LayerReader, _ change: (uid_t, gid_t) -> Int32) throws {
+        let uid = uid_t(truncatingIfNeeded: archive_entry_uid(entry))
+        let gid = gid_t(truncatingIfNeeded: archive_entry_gid(entry))
+        guard isRoot else {
+            if uid != getuid() || gid != getgid() { report.ownersNotRestored += 1 }
+            return
+        }
+        guard change(uid, gid) == 0 else { throw failed(raw, layer, "set the owner of") }
+    }
+
+    /// Extended attributes and POSIX ACLs (as the `system.posix_acl_*` attributes the kernel keeps them in).
+    private func setExtendedAttributes(_ entry: OpaquePointer, raw: String, _ set: (String, UnsafeRawPointer?, Int) -> Int32) {
+        var attributes: [(String, [UInt8])] = []
+        if archive_entry_xattr_reset(entry) > 0 {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK, let name {
+                attributes.append((String(cString: name), value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            }
+        }
+        for (type, attribute) in [(ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"), (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default")] {
+            if let value = PosixACL.attribute(entry, type: type), !attributes.contains(where: { $0.0 == attribute }) {
+                attributes.append((attribute, value))
+            }
+        }
+        for (name, value) in attributes {
+            let status = value.withUnsafeBytes { set(name, $0.baseAddress, $0.count) }
+            if status != 0 {
+                report.warnings.append("\(Terminal.quoted(raw)): cannot set \(name): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    private static func times(_ entry: OpaquePointer) -> [timespec] {
+        let modification = timespec(tv_sec: Int(archive_entry_mtime(entry)), tv_nsec: Int(archive_entry_mtime_nsec(entry)))
+        let access =
+            archive_entry_atime_is_set(entry) != 0
+            ? timespec(tv_sec: Int(archive_entry_atime(entry)), tv_nsec: Int(archive_entry_atime_nsec(entry))) : modification
+        return [access, modification]
+    }
+
+    /// A path naming what `descriptor` refers to (an `BOXSTACK_O_PATH` descriptor cannot be used with fchmod
+    /// and friends); it resolves to the descriptor's own file, already inside the root.
+    private static func procPath(_ descriptor: Int32) -> String { "/proc/self/fd/\(descriptor)" }
+
+    // MARK: Directories
+
+    private func components(_ path: String) -> [Substring] { path.split(separator: "/") }
+
+    /// The directory `path` of the tree (created with its missing parents), resolved inside the root.
+    private func parentDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32 {
+        if let cachedParent, cachedParent.path == path { return cachedParent.descriptor }
+        forgetParent()
+        let descriptor: Int32
+        do throws(ContainedDirectory.PathError) { descriptor = try root.openDirectory(components(path), creatingWithMode: 0o755) } catch {
+            throw refuse(raw, layer, error)
+        }
+        cachedParent = (path, descriptor)
+        return descriptor
+    }
+
+    private func forgetParent() {
+        if let cachedParent { close(cachedParent.descriptor) }
+        cachedParent = nil
+    }
+
+    /// As non-root, gives the user write access to the directory `path` for the rest of the unpack.
+    private func makeWritable(_ path: String, descriptor: Int32) {
         guard !isRoot else { return }
-        let absolute = relative.isEmpty ? root : root + "/" + relative
-        guard access(absolute, W_OK | X_OK) != 0, errno == EACCES else { return }
         var info = stat()
-        guard lstat(absolute, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return }
-        if madeWritable[relative] == nil { madeWritable[relative] = info.st_mode & 0o7777 }
-        chmod(absolute, (info.st_mode & 0o7777) | 0o700)
+        guard fstat(descriptor, &info) == 0, info.st_mode & 0o300 != 0o300, info.st_uid == getuid() else { return }
+        if madeWritable[path] == nil { madeWritable[path] = info.st_mode & 0o7777 }
+        chmod(Self.procPath(descriptor), (info.st_mode & 0o7777) | 0o700)
     }
 
-    /// Records the times of the directory `relative` before its contents change, unless it was written
-    /// by this layer (then libarchive sets its times when the layer is closed).
-    private func rememberTimes(ofDirectory relative: String) {
-        guard parentTimes[relative] == nil, !touched.contains(relative) else { return }
+    /// Records the times of the directory `path` before its contents change, unless it was written
+    /// by this layer (then its own entry's times are set at the end of the layer).
+    private func rememberTimes(ofDirectory path: String, descriptor: Int32) {
+        guard parentTimes[path] == nil, !touched.contains(path) else { return }
         var info = stat()
-        guard lstat(relative.isEmpty ? root : root + "/" + relative, &info) == 0 else { return }
-        parentTimes[relative] = (info.st_atim, info.st_mtim)
+        guard fstat(descriptor, &info) == 0 else { return }
+        parentTimes[path] = (info.st_atim, info.st_mtim)
     }
 
     private func restoreParentTimes() {
-        for (relative, times) in parentTimes where !touched.contains(relative) {
-            let absolute = relative.isEmpty ? root : root + "/" + relative
-            var info = stat()
-            guard lstat(absolute, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
-            var values = [times.access, times.modification]
-            utimensat(AT_FDCWD, absolute, &values, AT_SYMLINK_NOFOLLOW)
+        for (path, times) in parentTimes where !touched.contains(path) {
+            guard let descriptor = try? root.open(components(path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
+            utimensat(AT_FDCWD, Self.procPath(descriptor), [times.access, times.modification], 0)
+            close(descriptor)
         }
     }
 
@@ -321,72 +370,52 @@ final class TreeUnpacker {
 
     // MARK: Whiteouts
 
-    /// Removes what lower layers put at `relative` (whose layer name is `layerPath`), keeping anything
-    /// the current layer wrote there.
-    private func removeLower(_ relative: String, layerPath: String, entry: String, description: String) throws {
-        if touched.contains(layerPath) { return }
-        let absolute = root + "/" + relative
+    /// Removes what lower layers put at `path`, keeping anything the current layer wrote there.
+    private func removeLower(_ path: String, entry: String, layer: LayerReader) throws {
+        if touched.contains(path) { return }
+        let (parentPath, name) = LayerPath.split(path)
+        guard let parent = try existingDirectory(parentPath, raw: entry, layer: layer) else { return }
+        defer { close(parent) }
         var info = stat()
-        guard lstat(absolute, &info) == 0 else { return }
-        if touchedAncestors.contains(layerPath), info.st_mode & S_IFMT == S_IFDIR {
-            try removeLower(inDirectory: relative, layerDirectory: layerPath, entry: entry, description: description)
+        guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        let isDirectory = info.st_mode & S_IFMT == S_IFDIR
+        if touchedAncestors.contains(path), isDirectory {
+            try removeLower(inDirectory: path, entry: entry, layer: layer)
             return
         }
-        rememberTimes(ofDirectory: split(relative).parent)
-        try makeParentWritable(split(relative).parent)
-        try removeTree(absolute, entry: entry, description: description)
-        knownDirectories = []
+        rememberTimes(ofDirectory: parentPath, descriptor: parent)
+        makeWritable(parentPath, descriptor: parent)
+        try remove(name, in: parent, isDirectory: isDirectory, raw: entry, layer: layer)
     }
 
-    /// The opaque marker: removes every lower entry of the directory `relative`.
-    private func removeLower(inDirectory relative: String, layerDirectory: String, entry: String, description: String) throws {
-        let absolute = relative.isEmpty ? root : root + "/" + relative
-        guard let children = try? FileManager.default.contentsOfDirectory(atPath: absolute) else { return }
-        for child in children {
-            try removeLower(join(relative, child), layerPath: join(layerDirectory, child), entry: entry, description: description)
+    /// The opaque marker: removes every lower entry of the directory `path`.
+    private func removeLower(inDirectory path: String, entry: String, layer: LayerReader) throws {
+        guard let directory = try existingDirectory(path, raw: entry, layer: layer) else { return }
+        let children: [String]
+        do throws(DirectoryTree.Failure) { children = try DirectoryTree.names(in: directory) } catch {
+            close(directory)
+            throw failed(entry, layer, "list \(Terminal.quoted(path)) for")
+        }
+        close(directory)
+        for child in children { try removeLower(LayerPath.join(path, child), entry: entry, layer: layer) }
+    }
+
+    /// The existing directory `path` inside the root, or nil when it does not exist.
+    private func existingDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32? {
+        do throws(ContainedDirectory.PathError) {
+            return try root.openDirectory(components(path), creatingWithMode: nil)
+        } catch where error.code == ENOENT || error.code == ENOTDIR {
+            return nil
+        } catch {
+            throw refuse(raw, layer, error)
         }
     }
 
-    /// Deletes `absolute` and everything below it without following symlinks, making directories
-    /// writable where needed.
-    private func removeTree(_ absolute: String, entry: String, description: String) throws {
-        var info = stat()
-        guard lstat(absolute, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            if access(absolute, W_OK | X_OK | R_OK) != 0 { chmod(absolute, 0o700) }
-            for child in (try? FileManager.default.contentsOfDirectory(atPath: absolute)) ?? [] {
-                try removeTree(absolute + "/" + child, entry: entry, description: description)
-            }
-            guard rmdir(absolute) == 0 else {
-                throw BoxstackError(.permission, "cannot remove \(absolute) for \(entry) of \(description): \(String(cString: strerror(errno))).")
-            }
-        } else if unlink(absolute) != 0 {
-            throw BoxstackError(.permission, "cannot remove \(absolute) for \(entry) of \(description): \(String(cString: strerror(errno))).")
+    private func remove(_ name: String, in parent: Int32, isDirectory: Bool, raw: String, layer: LayerReader) throws {
+        // The kept parent may lie in what goes; the directory removed from is not removed.
+        if isDirectory, cachedParent?.descriptor != parent { forgetParent() }
+        do throws(DirectoryTree.Failure) { try DirectoryTree.remove(name, in: parent, isDirectory: isDirectory) } catch {
+            throw failed(raw, layer, "remove \(Terminal.quoted(error.path)) for", code: error.code)
         }
-    }
-
-    /// Restores directory modes changed for a non-root user; returns the report.
-    func finish() throws -> UnpackReport {
-        for (relative, mode) in madeWritable.sorted(by: { $0.key.count > $1.key.count }) {
-            let absolute = relative.isEmpty ? root : root + "/" + relative
-            var info = stat()
-            if lstat(absolute, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { chmod(absolute, mode) }
-        }
-        return report
-    }
-}
-
-extension LayerPath {
-    /// Why a layer entry's name is refused.
-    struct UnsafeName: Error {
-        let reason: String
-    }
-
-    /// The normalized name of a layer entry; refuses absolute names and names with `..`, which could
-    /// reach outside the tree the layer is unpacked or exported to.
-    static func checked(_ rawName: String) throws(UnsafeName) -> String {
-        if rawName.hasPrefix("/") { throw UnsafeName(reason: "absolute names are not allowed") }
-        guard let path = normalized(rawName) else { throw UnsafeName(reason: "names with '..' are not allowed") }
-        return path
     }
 }
