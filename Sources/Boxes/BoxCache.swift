@@ -148,7 +148,7 @@ public struct BoxCache: Sendable {
     @discardableResult
     public func remove(_ name: String) async throws -> Bool {
         let boxDirectory = "\(directory)/boxes/\(name)"
-        guard !name.isEmpty, !name.contains("/"), FileManager.default.fileExists(atPath: boxDirectory) else { return false }
+        guard BoxDefinition.isValidName(name), FileManager.default.fileExists(atPath: boxDirectory) else { return false }
         let arches = (try? FileManager.default.contentsOfDirectory(atPath: boxDirectory)) ?? []
         for arch in arches where !arch.hasPrefix(".") {
             try await withLock(name, arch, announce: false) {

@@ -4,6 +4,14 @@ import Foundation
 /// One box of the catalog: a VM image that runs boxed builds, with its resources and per-architecture files.
 public struct BoxDefinition: Sendable, Equatable {
     public var name: String
+
+    /// Whether `name` can name a box: lower-case letters and digits, then also '.', '_' or '-' (so
+    /// never `.`, `..`, a path or an empty name).
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.utf8.count <= 64 else { return false }
+        func isLowerAlphanumeric(_ scalar: Unicode.Scalar) -> Bool { ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) }
+        return isLowerAlphanumeric(first) && name.unicodeScalars.allSatisfy { isLowerAlphanumeric($0) || $0 == "." || $0 == "_" || $0 == "-" }
+    }
     public var description: String
     /// Guest memory in bytes (the catalog writes it with units, such as `4G`).
     public var memory: Int64

@@ -36,7 +36,7 @@ struct CatalogParser {
         let keys: Set = ["name", "description", "memory", "cpus", "console", "arch"]
         let fields = try mapping(node, field: field, allowed: keys)
         let name = try string(fields, "name", in: node, field: field)
-        guard name.range(of: "^[a-z0-9][a-z0-9._-]*$", options: .regularExpression) != nil else {
+        guard BoxDefinition.isValidName(name) else {
             throw fail(fields["name"] ?? node, field: "\(field).name", "'\(name)' must be lower-case letters, digits, '.', '_' or '-'")
         }
         let boxField = "\(field) (\(name))"

@@ -31,45 +31,57 @@ public enum DirectoryTree {
     }
 
     /// Removes `name` in the directory `parent` (a whole tree when it is a directory), giving the
-    /// owner access to directories on the way where needed. Holds one descriptor per level.
+    /// owner access to directories on the way where needed. Holds one directory open at a time (it
+    /// climbs back through `..`), so the depth of the tree does not matter.
     public static func remove(_ name: String, in parent: Int32, isDirectory: Bool) throws(Failure) {
         if !isDirectory {
             if unlinkat(parent, name, 0) == 0 || errno == ENOENT { return }
             guard errno == EISDIR else { throw Failure(code: errno, path: name) }
         }
         struct Level {
-            var descriptor: Int32
             var name: String
             var pending: [String]
         }
         var levels: [Level] = []
-        defer { for level in levels { close(level.descriptor) } }
-        func enter(_ name: String, in directory: Int32, path: String) throws(Failure) {
+        var current: Int32 = -1
+        defer { if current >= 0 { close(current) } }
+        func path() -> String { levels.map(\.name).joined(separator: "/") }
+        func enter(_ name: String, in directory: Int32) throws(Failure) {
             let descriptor = openat(directory, name, BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard descriptor >= 0 else { throw Failure(code: errno, path: path) }
+            guard descriptor >= 0 else { throw Failure(code: errno, path: path() + "/" + name) }
             var info = stat()
             if geteuid() != 0, fstat(descriptor, &info) == 0, info.st_mode & 0o700 != 0o700 {
                 chmod("/proc/self/fd/\(descriptor)", 0o700)
             }
-            do throws(Failure) { levels.append(Level(descriptor: descriptor, name: name, pending: try names(in: descriptor))) } catch {
+            let children: [String]
+            do throws(Failure) { children = try names(in: descriptor) } catch {
                 close(descriptor)
-                throw Failure(code: error.code, path: path)
+                throw Failure(code: error.code, path: path() + "/" + name)
             }
+            if current >= 0 { close(current) }
+            current = descriptor
+            levels.append(Level(name: name, pending: children))
         }
-        func path() -> String { levels.map(\.name).joined(separator: "/") }
-        try enter(name, in: parent, path: name)
-        while let top = levels.last {
+        try enter(name, in: parent)
+        while !levels.isEmpty {
             if let child = levels[levels.count - 1].pending.popLast() {
-                if unlinkat(top.descriptor, child, 0) == 0 || errno == ENOENT { continue }
+                if unlinkat(current, child, 0) == 0 || errno == ENOENT { continue }
                 guard errno == EISDIR else { throw Failure(code: errno, path: path() + "/" + child) }
-                try enter(child, in: top.descriptor, path: path() + "/" + child)
+                try enter(child, in: current)
                 continue
             }
-            levels.removeLast()
-            close(top.descriptor)
-            let container = levels.last?.descriptor ?? parent
-            guard unlinkat(container, top.name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
-                throw Failure(code: errno, path: path() + (levels.isEmpty ? "" : "/") + top.name)
+            let done = levels.removeLast()
+            let container: Int32
+            if levels.isEmpty {
+                container = parent
+            } else {
+                container = openat(current, "..", BOXSTACK_O_PATH | O_DIRECTORY | O_CLOEXEC)
+                guard container >= 0 else { throw Failure(code: errno, path: path()) }
+            }
+            close(current)
+            current = levels.isEmpty ? -1 : container
+            guard unlinkat(container, done.name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
+                throw Failure(code: errno, path: path() + (levels.isEmpty ? "" : "/") + done.name)
             }
         }
     }

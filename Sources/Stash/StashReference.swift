@@ -31,23 +31,24 @@ public struct StashReference: Hashable, Sendable, CustomStringConvertible {
     /// lowercase `[a-z0-9]` components separated by `.`, `_`, `__` or dashes, joined by `/`.
     public static func validate(name: String) throws {
         let component = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
-        let pattern = "^\(component)(?:/\(component))*$"
-        guard name.count <= 255, name.range(of: pattern, options: .regularExpression) != nil else {
+        // \A and \z: `^` and `$` would also match around a trailing newline.
+        let pattern = "\\A\(component)(?:/\(component))*\\z"
+        guard name.utf8.count <= 255, name.range(of: pattern, options: .regularExpression) != nil else {
             var suggestion = name.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
             suggestion = suggestion.split(separator: "-", omittingEmptySubsequences: true).joined(separator: "-")
             let hint = suggestion.isEmpty ? "" : " such as \(suggestion)"
             throw BoxstackError(
                 .invalidArgument,
-                "\(name.debugDescription) is not a valid container name: use lowercase letters, digits and the separators '.', '_', '__', '-' and '/' between them; pass a valid name\(hint) with --container-name.")
+                "\(Terminal.quoted(name)) is not a valid container name: use lowercase letters, digits and the separators '.', '_', '__', '-' and '/' between them; pass a valid name\(hint) with --container-name.")
         }
     }
 
     /// Throws `invalidArgument` unless `tag` is a valid OCI tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
     public static func validate(tag: String) throws {
-        guard tag.range(of: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", options: .regularExpression) != nil else {
+        guard tag.range(of: "\\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\\z", options: .regularExpression) != nil else {
             throw BoxstackError(
                 .invalidArgument,
-                "\(tag.debugDescription) is not a valid tag: use up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'.")
+                "\(Terminal.quoted(tag)) is not a valid tag: use up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'.")
         }
     }
 }

@@ -19,11 +19,10 @@ extension StashStore {
         let lock = try self.lock(name: target.name)
         defer { withExtendedLifetime(lock) {} }
         let finalPath = layoutPath(name: target.name)
-        let isFirst = !OCILayout.exists(at: finalPath)
-        let workingPath = isFirst ? directory + "/.tmp-" + UUID().uuidString : finalPath
-        if isFirst { try FileManager.default.makeDirectory(directory) }
-        defer { if isFirst { try? FileManager.default.removeItem(atPath: workingPath) } }
-        let layout = isFirst ? try OCILayout.create(at: workingPath) : try OCILayout(opening: finalPath)
+        let temporary = OCILayout.exists(at: finalPath) ? nil : try StoreTemporary(store: directory)
+        var success = false
+        defer { if !success { temporary?.discard() } }
+        let layout = try temporary.map { try OCILayout.create(at: $0.path) } ?? OCILayout(opening: finalPath)
         let credentials = try RegistryCredentials.lookup(
             registry: image.registry, repository: image.repository, environment: environment)
         let manifest = try await RegistryClient.withClient(
@@ -31,14 +30,15 @@ extension StashStore {
         ) { client in
             try await ImageTransfer(client: client).pull(reference: image, into: layout, tag: target.tag)
         }
-        if isFirst {
-            try FileManager.default.makeDirectory((finalPath as NSString).deletingLastPathComponent)
-            guard rename(workingPath, finalPath) == 0 else {
+        if let temporary {
+            guard rename(temporary.path, finalPath) == 0 else {
                 throw BoxstackError(.permission, "cannot move the pulled stash into \(finalPath): \(String(cString: strerror(errno))).")
             }
+            temporary.kept()
         } else {
             try layout.garbageCollect()
         }
+        success = true
         return manifest
     }
 }

@@ -91,8 +91,9 @@ public struct StashStore: Sendable {
         self.directory = directory
     }
 
-    /// The layout directory of stash `name`.
-    public func layoutPath(name: String) -> String { directory + "/" + name }
+    /// The layout directory of stash `name`: the name with its `/` written as `+` (which names cannot
+    /// hold), so every stash is one directory of the store and no name can be inside another's layout.
+    public func layoutPath(name: String) -> String { directory + "/" + name.replacingOccurrences(of: "/", with: "+") }
 
     /// The layout of an existing stash; throws `notFound` naming the stash otherwise.
     public func layout(name: String) throws -> OCILayout {
@@ -102,12 +103,14 @@ public struct StashStore: Sendable {
         return try OCILayout(opening: layoutPath(name: name))
     }
 
-    /// Takes the lock of stash `name` (exclusive for writers, shared for readers).
+    /// Takes the lock of stash `name` (exclusive for writers, shared for readers). Lock files are named
+    /// by the name's digest, so a name of any valid length has one.
     public func lock(name: String, shared: Bool = false) throws -> FileLock {
         let locks = directory + "/.locks"
         try FileManager.default.makeDirectory(locks)
-        let file = name.replacingOccurrences(of: "/", with: "%2F") + ".lock"
-        return try FileLock(path: locks + "/" + file, shared: shared)
+        let lock = try FileLock(path: locks + "/" + ContentDigest.of(Data(name.utf8)).hex + ".lock", shared: shared)
+        StoreTemporary.sweep(store: directory)
+        return lock
     }
 
     // MARK: Parent image
@@ -296,11 +299,11 @@ public struct StashStore: Sendable {
         let finalPath = layoutPath(name: reference.name)
         let isFirst = !OCILayout.exists(at: finalPath)
         // A first stash is built in a temporary layout and renamed into place, so failures leave nothing.
-        let workingPath = isFirst ? directory + "/.tmp-" + UUID().uuidString : finalPath
-        if isFirst { try FileManager.default.makeDirectory(directory) }
+        let temporary = isFirst ? try StoreTemporary(store: directory) : nil
+        let workingPath = temporary?.path ?? finalPath
         let layout = try OCILayout.create(at: workingPath)
         var success = false
-        defer { if isFirst, !success { try? FileManager.default.removeItem(atPath: workingPath) } }
+        defer { if !success { temporary?.discard() } }
 
         let parent = try parent(layout: isFirst ? nil : layout, tag: reference.tag)
         let previousTree = try parent.flatMap { try storedTreeManifest(layout: layout, manifest: $0.manifest) }
@@ -367,12 +370,11 @@ public struct StashStore: Sendable {
             annotations: [TreeManifest.annotation: treeBlob.digest.description, AnnotationKey.created: now])
         let manifestBlob = try layout.writeBlob(OCIJSON.encode(manifest), mediaType: MediaType.imageManifest)
         try layout.setTag(reference.tag, to: manifestBlob)
-        if isFirst {
-            let parentDirectory = (finalPath as NSString).deletingLastPathComponent
-            try FileManager.default.makeDirectory(parentDirectory)
+        if let temporary {
             guard rename(workingPath, finalPath) == 0 else {
                 throw BoxstackError(.permission, "cannot move the new stash into \(finalPath): \(String(cString: strerror(errno))).")
             }
+            temporary.kept()
         } else {
             try layout.garbageCollect()
         }
@@ -407,24 +409,11 @@ public struct StashStore: Sendable {
         return summaries
     }
 
-    /// Names of the stashes: every directory below the store holding an `oci-layout` file.
+    /// Names of the stashes: every directory of the store holding an `oci-layout` file.
     private func stashNames() -> [String] {
-        var names: [String] = []
-        func walk(_ relative: String) {
-            let path = relative.isEmpty ? directory : directory + "/" + relative
-            guard let children = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
-            for child in children.sorted() where !child.hasPrefix(".") && child != "blobs" {
-                let childRelative = relative.isEmpty ? child : relative + "/" + child
-                var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: directory + "/" + childRelative, isDirectory: &isDirectory),
-                    isDirectory.boolValue
-                else { continue }
-                if OCILayout.exists(at: directory + "/" + childRelative) { names.append(childRelative) }
-                walk(childRelative)
-            }
-        }
-        walk("")
-        return names
+        let children = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return children.filter { !$0.hasPrefix(".") && OCILayout.exists(at: directory + "/" + $0) }
+            .map { $0.replacingOccurrences(of: "+", with: "/") }.sorted()
     }
 
     /// Removes tag `tag` of stash `name` (the whole stash when `tag` is nil or its last tag goes) and
@@ -443,23 +432,12 @@ public struct StashStore: Sendable {
             }
         }
         // Move the layout aside first so no reader ever sees a half-deleted one.
-        let trash = directory + "/.tmp-" + UUID().uuidString
-        guard rename(layout.path, trash) == 0 else {
+        let trash = try StoreTemporary(store: directory)
+        guard rename(layout.path, trash.path) == 0 else {
+            trash.discard()
             throw BoxstackError(.permission, "cannot remove \(layout.path): \(String(cString: strerror(errno))).")
         }
-        // A nested stash (name/other) lives inside this directory; move it back.
-        try removeLayoutKeepingNested(trash: trash, original: layout.path)
-    }
-
-    private func removeLayoutKeepingNested(trash: String, original: String) throws {
-        let children = (try? FileManager.default.contentsOfDirectory(atPath: trash)) ?? []
-        let layoutFiles: Set<String> = ["oci-layout", "index.json", "blobs"]
-        let nested = children.filter { !layoutFiles.contains($0) }
-        if !nested.isEmpty {
-            try FileManager.default.makeDirectory(original)
-            for child in nested { rename(trash + "/" + child, original + "/" + child) }
-        }
-        try FileManager.default.removeItem(atPath: trash)
+        trash.discard()
     }
 
     // MARK: Unpack

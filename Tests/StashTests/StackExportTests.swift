@@ -172,7 +172,7 @@ import Testing
         #expect(position("c") > position("b"))
     }
 
-    @Test(arguments: ["../escape", "/etc/absolute"])
+    @Test(arguments: ["../escape", "a/../../escape", ".wh..", "dir/.wh."])
     func unsafeNamesAreRefusedAndNoTarIsLeft(name: String) throws {
         try storeImage(name: "hostile", layers: [[("ok", "file", "", "fine"), (name, "file", "", "bad")]])
         let tar = path("hostile.tar")
@@ -183,6 +183,14 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: tar))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("hostile.tar") }
         #expect(leftovers.isEmpty)
+    }
+
+    @Test func absoluteNamesAreRelativeToTheRoot() throws {
+        try storeImage(name: "absolute", layers: [[("/etc", "dir", "", ""), ("/etc/absolute", "file", "", "in"), ("./etc/dotted", "file", "", "d")]])
+        let tar = path("absolute.tar")
+        try store.exportStack([try StashReference(name: "absolute")], toTar: tar)
+        let listing = try Subprocess.run(["tar", "-tf", tar]).check().output.split(separator: "\n").map(String.init)
+        #expect(listing == ["etc/", "etc/absolute", "etc/dotted"])
     }
 
     @Test(arguments: [("../outside", "outside the tree"), ("later", "not an earlier entry of the same layer")])

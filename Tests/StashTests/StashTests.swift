@@ -239,64 +239,6 @@ private func storeImage(_ store: StashStore, name: String, layers: [String]) thr
     }
 }
 
-@Suite struct HostileLayerTests {
-    private func expectRefused(_ members: [(name: String, type: String, link: String, content: String)], naming entry: String) throws {
-        let scratch = try Scratch()
-        let tar = scratch.path("layer.tar")
-        try TreeFixture.writeTar(tar, members: members)
-        try storeImage(scratch.store, name: "hostile", layers: [tar])
-        let outside = scratch.path("outside")
-        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        try "original".write(toFile: outside + "/victim", atomically: false, encoding: .utf8)
-        let root = scratch.path("root/inner")
-        let error = try #require(throws: BoxstackError.self) {
-            try scratch.store.unpack([try StashReference(name: "hostile")], into: root)
-        }
-        #expect(error.message.contains(entry.debugDescription), "\(error.message)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["victim"])
-        #expect(try String(contentsOfFile: outside + "/victim", encoding: .utf8) == "original")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path("root")) == ["inner"])
-    }
-
-    @Test func dotDotNameIsRefused() throws {
-        try expectRefused([("../../outside/evil", "file", "", "x")], naming: "../../outside/evil")
-    }
-
-    @Test func absoluteNameIsRefused() throws {
-        try expectRefused([("/tmp/boxstack-absolute-evil", "file", "", "x")], naming: "/tmp/boxstack-absolute-evil")
-        #expect(!FileManager.default.fileExists(atPath: "/tmp/boxstack-absolute-evil"))
-    }
-
-    @Test func writingThroughARelativeSymlinkOutsideIsRefused() throws {
-        try expectRefused(
-            [("escape", "symlink", "../../outside", ""), ("escape/victim", "file", "", "overwritten")], naming: "escape/victim")
-    }
-
-    @Test func writingThroughAnAbsoluteSymlinkIsRefused() throws {
-        try expectRefused(
-            [("escape", "symlink", "/tmp", ""), ("escape/boxstack-evil", "file", "", "x")], naming: "escape/boxstack-evil")
-    }
-
-    @Test func hardlinkToOutsideIsRefused() throws {
-        try expectRefused([("link", "hardlink", "../../outside/victim", "")], naming: "link")
-    }
-
-    @Test func hardlinkThroughASymlinkOutsideIsRefused() throws {
-        try expectRefused([("escape", "symlink", "../..", ""), ("link", "hardlink", "escape/outside/victim", "")], naming: "link")
-    }
-
-    @Test func symlinksInsideTheTreeAreFollowed() throws {
-        let scratch = try Scratch()
-        let tar = scratch.path("layer.tar")
-        try TreeFixture.writeTar(
-            tar, members: [("usr/lib", "dir", "", ""), ("lib", "symlink", "usr/lib", ""), ("lib/file", "file", "", "in")])
-        try storeImage(scratch.store, name: "inside", layers: [tar])
-        let root = scratch.path("root")
-        try scratch.store.unpack([try StashReference(name: "inside")], into: root)
-        #expect(try String(contentsOfFile: root + "/usr/lib/file", encoding: .utf8) == "in")
-    }
-}
-
 /// Interoperability with skopeo and umoci; these suites need both installed.
 @Suite(.enabled(if: Subprocess.which("skopeo") != nil && Subprocess.which("umoci") != nil))
 struct StashInteropTests {

@@ -120,8 +120,12 @@ struct BoxesRemove: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            guard BoxDefinition.isValidName(name) else {
+                throw BoxstackError(
+                    .invalidArgument, "\(Terminal.quoted(name)) is not a box name; see boxstack boxes list for the boxes there are.")
+            }
             guard try await BoxCache().remove(name) else {
-                throw BoxstackError(.notFound, "the box \(name) is not in the cache.")
+                throw BoxstackError(.notFound, "the box \(name) is not in the cache; see boxstack boxes list.")
             }
             print("removed \(name)")
         }

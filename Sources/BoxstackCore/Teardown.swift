@@ -1,4 +1,3 @@
-import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
@@ -9,7 +8,8 @@ import Glibc
 ///
 /// Normal paths call their clean-ups directly; on SIGINT or SIGTERM the signal handler runs every one
 /// still registered and exits with 128+signal, so a Ctrl-C in the middle of a build destroys the
-/// domain and removes the run directory before the process goes. (A SIGKILLed controller cannot clean
+/// domain and removes the run directory, and one in the middle of a stash or pull removes its
+/// temporary layout, before the process goes. (A SIGKILLed controller cannot clean
 /// up: its domain dies with its libvirt connection, and the next run or `boxstack gc` removes its run
 /// directory.)
 public final class TeardownRegistry: @unchecked Sendable {
@@ -58,7 +58,7 @@ public final class TeardownRegistry: @unchecked Sendable {
             return pending
         }
         let name = signalNumber == SIGINT ? "interrupted" : "terminated"
-        FileHandle.standardError.write(Data("\nboxstack: \(name); tearing the box down.\n".utf8))
+        FileHandle.standardError.write(Data("\nboxstack: \(name); cleaning up.\n".utf8))
         for action in pending { action() }
         _exit(128 + signalNumber)
     }
