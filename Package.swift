@@ -89,7 +89,7 @@ let package = Package(
         // Needs the built box and libvirt; Scripts/test runs it as a non-root user.
         .testTarget(name: "VMTests", dependencies: ["Boxed", "Machine", "Guest", "Sharing", "Stash", "Boxes", "BoxstackCore", "TestSupport"]),
         // Fixtures the tests share: temporary directories, real servers started on 127.0.0.1, repo paths.
-        .target(name: "TestSupport", dependencies: ["BoxstackCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["BoxstackCore", "OCI"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -67,7 +67,7 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
 /// Prints `value` as indented JSON with sorted keys: the `--json` output of every verb.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }

@@ -388,6 +388,7 @@ public struct StashStore: Sendable {
 
     /// Every stash name in the store with its tags, sorted by name.
     public func list() throws -> [StashSummary] {
+        StoreTemporary.sweep(store: directory)
         var summaries: [StashSummary] = []
         for name in stashNames() {
             let lock = try lock(name: name, shared: true)

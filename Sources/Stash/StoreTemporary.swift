@@ -23,7 +23,7 @@ final class StoreTemporary: @unchecked Sendable {
         let path = self.path
         let lockPath = lock.path
         teardown = TeardownRegistry.shared.register {
-            try? FileManager.default.removeItem(atPath: path)
+            StoreTemporary.remove(path)
             unlink(lockPath)
         }
     }
@@ -39,8 +39,15 @@ final class StoreTemporary: @unchecked Sendable {
     /// Removes the temporary and its lock.
     func discard() {
         unregister()
-        try? FileManager.default.removeItem(atPath: path)
+        Self.remove(path)
         unlink(lock.path)
+    }
+
+    /// Removes `path`, again if a writer still working in it (a signal handler runs beside it) added files meanwhile.
+    private static func remove(_ path: String) {
+        for _ in 0..<5 where FileManager.default.fileExists(atPath: path) {
+            try? FileManager.default.removeItem(atPath: path)
+        }
     }
 
     private func unregister() {

@@ -37,21 +37,7 @@ import Glibc
 
     /// Stores `layers` as the image `name:latest` (gzip layers with their real diffIDs when `gzip`).
     private func storeImage(_ name: String, _ layers: [[RawTar.Member]], gzip: Bool = false) throws {
-        let layout = try OCILayout.create(at: store.layoutPath(name: name))
-        var config = ImageConfig(architecture: "amd64")
-        var descriptors: [Descriptor] = []
-        for (index, members) in layers.enumerated() {
-            let tar = directory.file("\(name)-\(index).tar")
-            let raw = RawTar(members)
-            config.rootfs.diffIDs.append(ContentDigest.of(raw.bytes))
-            try raw.write(to: tar, gzip: gzip)
-            let (digest, size) = try layout.importBlob(fromFile: tar)
-            descriptors.append(Descriptor(mediaType: gzip ? MediaType.layerGzip : MediaType.layerTar, digest: digest, size: size))
-        }
-        let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)
-        let manifest = try layout.writeBlob(
-            OCIJSON.encode(Manifest(config: configBlob, layers: descriptors)), mediaType: MediaType.imageManifest)
-        try layout.setTag("latest", to: manifest)
+        try RawImage.store(layers, at: store.layoutPath(name: name), gzip: gzip, scratch: directory.path)
     }
 
     /// Everything outside the root and the store: path → type, size, content.
