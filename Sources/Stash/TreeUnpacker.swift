@@ -273,7 +273,12 @@ final class TreeUnpacker {
             if uid != getuid() || gid != getgid() { report.ownersNotRestored += 1 }
             return
         }
-        guard change(uid, gid) == 0 else { throw failed(raw, layer, "set the owner of") }
+        guard change(uid, gid) == 0 else {
+            // Root of a user namespace that does not map this owner (EINVAL), or without CAP_CHOWN (EPERM).
+            guard errno == EINVAL || errno == EPERM else { throw failed(raw, layer, "set the owner of") }
+            report.ownersNotRestored += 1
+            return
+        }
     }
 
     /// Extended attributes and POSIX ACLs (as the `system.posix_acl_*` attributes the kernel keeps them in).
