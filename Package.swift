@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "Boxed", dependencies: ["BoxstackCore", "CLibC", "Boxes", "Kiwi", "Machine", "Guest", "Sharing", "Stash"]),
         // The ArgumentParser verbs.
         .target(name: "BoxstackCommands", dependencies: [
-            "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed",
+            "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed", "Machine", "Guest", "Sharing", "OCI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: []),
         .executableTarget(name: "boxstack", dependencies: ["BoxstackCommands"]),

@@ -25,6 +25,7 @@ public struct Boxstack: AsyncParsableCommand {
             Rebuild from a stash alone, with no network in the box:
               boxstack --offline -- --stash tiny:1 --target-dir out
             """,
+        version: BoxstackVersion.current,
         subcommands: [BoxesCommand.self, StashCommand.self, DoctorCommand.self, GCCommand.self]
     )
 

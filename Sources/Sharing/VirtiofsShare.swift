@@ -38,7 +38,7 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
     }
 
     /// Paths where distributions install virtiofsd (QEMU 7.2's C version lives in /usr/lib/qemu).
-    static let virtiofsdCandidates = ["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd", "/usr/bin/virtiofsd"]
+    public static let virtiofsdCandidates = ["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd", "/usr/bin/virtiofsd"]
 
     /// The virtiofsd to run, or a clear error suggesting 9p.
     public static func findVirtiofsd() throws -> String {

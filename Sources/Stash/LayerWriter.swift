@@ -77,8 +77,14 @@ final class LayerWriter {
             let threads = String(max(1, ProcessInfo.processInfo.activeProcessorCount))
             archive_write_set_filter_option(compressor, "zstd", "threads", threads)
         case .gzip:
-            archive_write_add_filter_gzip(compressor)
-            archive_write_set_filter_option(compressor, "gzip", "timestamp", nil)
+            // pigz compresses on every core and writes one ordinary gzip stream (no name, no time, so
+            // equal trees give equal blobs); libarchive's own gzip, on one core, where pigz is missing.
+            if let pigz = Subprocess.which("pigz") {
+                archive_write_add_filter_program(compressor, "\(pigz) -6 -n -c")
+            } else {
+                archive_write_add_filter_gzip(compressor)
+                archive_write_set_filter_option(compressor, "gzip", "timestamp", nil)
+            }
         case .none:
             break
         }

@@ -152,7 +152,7 @@ public struct StashStore: Sendable {
     /// with only what changed since the image of `tag` (else `latest`, else the newest tag), deletions as whiteouts. Unchanged
     /// files are not read. Throws `permission` naming the first unreadable path, leaving the store as it was.
     @discardableResult
-    public func stash(root: String, name: String? = nil, tag: String = "latest", compression: LayerCompression = .zstd) throws -> StashResult {
+    public func stash(root: String, name: String? = nil, tag: String = "latest", compression: LayerCompression = .gzip) throws -> StashResult {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw BoxstackError(.notFound, "the root tree \(root) does not exist or is not a directory.")
@@ -214,7 +214,7 @@ public struct StashStore: Sendable {
     @discardableResult
     public func appendLayer(
         name: String, tag: String = "latest", fromTar tarPath: String, deleted: [String], manifest: TreeManifest,
-        compression: LayerCompression = .zstd, architecture: String? = nil
+        compression: LayerCompression = .gzip, architecture: String? = nil
     ) throws -> StashResult {
         let reference = try StashReference(name: name, tag: tag)
         var description: DescriptionInfo?

@@ -246,11 +246,11 @@ struct StashInteropTests {
         let scratch = try Scratch()
         let tree = scratch.path("tree")
         try TreeFixture.makeSampleTree(at: tree)
-        // Debian's umoci 0.4.7 reads gzip layers only (zstd needs umoci 0.5); skopeo reads both.
-        try scratch.store.stash(root: tree, name: "interop", tag: "v1", compression: .gzip)
+        // Default options: Debian's umoci 0.4.7 reads gzip layers only (zstd needs umoci 0.5); skopeo reads both.
+        try scratch.store.stash(root: tree, name: "interop", tag: "v1")
         try TreeFixture.shell("echo changed > etc/hostname && rm usr/bin/dangling", in: tree)
-        try scratch.store.stash(root: tree, name: "interop", tag: "v1", compression: .gzip)
-        try scratch.store.stash(root: tree, name: "interop", tag: "zstd")
+        try scratch.store.stash(root: tree, name: "interop", tag: "v1")
+        try scratch.store.stash(root: tree, name: "interop", tag: "zstd", compression: .zstd)
         let zstd = try Subprocess.run(["skopeo", "inspect", "oci:" + scratch.store.layoutPath(name: "interop") + ":zstd"]).check()
         #expect(zstd.output.contains("\"Layers\""))
 
@@ -258,6 +258,10 @@ struct StashInteropTests {
         let inspect = try Subprocess.run(["skopeo", "inspect", "oci:" + image]).check()
         let json = try #require(try JSONSerialization.jsonObject(with: inspect.standardOutput) as? [String: Any])
         #expect((json["Layers"] as? [String])?.count == 2)
+        let raw = try Subprocess.run(["skopeo", "inspect", "--raw", "oci:" + image]).check()
+        let manifest = try #require(try JSONSerialization.jsonObject(with: raw.standardOutput) as? [String: Any])
+        let layerTypes = (manifest["layers"] as? [[String: Any]])?.compactMap { $0["mediaType"] as? String }
+        #expect(layerTypes == ["application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.v1.tar+gzip"])
         #expect((json["Labels"] as? [String: String])?[StashStore.Label.descriptionName] == "sample-image")
 
         let bundle = scratch.path("bundle")

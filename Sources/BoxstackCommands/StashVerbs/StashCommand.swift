@@ -38,8 +38,10 @@ struct StashTree: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The tag.", valueName: "tag"))
     var tag: String = "latest"
 
-    @Option(help: ArgumentHelp("Layer compression: zstd or gzip.", valueName: "zstd|gzip"))
-    var compression: StashCompression = .zstd
+    @Option(help: ArgumentHelp(
+        "Layer compression: gzip (what every OCI tool reads, on all cores with pigz) or zstd (faster; needs umoci 0.4.8+, Docker 23+).",
+        valueName: "gzip|zstd"))
+    var compression: StashCompression = .gzip
 
     @Flag(help: "List the stashes: name, tags, layers and creation time of the newest tag, and the size on disk.")
     var list = false
