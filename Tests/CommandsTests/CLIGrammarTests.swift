@@ -36,6 +36,20 @@ import Testing
         #expect(result.output.contains("USAGE: boxstack \(path.joined(separator: " "))"))
     }
 
+    @Test(arguments: [
+        (["--box-debug", "boxes", "list"], "--box-debug"), (["--kiwi-version", "9.24.57", "boxes", "run", "debian"], "--kiwi-version"),
+        (["--keep-root", "x:1", "boxes", "fetch", "debian"], "--keep-root"), (["--box-memory", "8G", "boxes", "rm", "debian"], "--box-memory"),
+    ])
+    func boxOptionsThatDoNotApplyToAVerbAreRefused(arguments: [String], option: String) throws {
+        let result = try Self.boxstack(arguments, environment: ["BOXSTACK_CACHE_DIR": NSTemporaryDirectory() + "/boxstack-none"])
+        #expect(!result.status.isSuccess)
+        #expect(result.errorOutput.contains("\(option) does not apply to 'boxstack \(arguments[arguments.firstIndex(of: "boxes")!]) "))
+    }
+
+    @Test func versionIsPrinted() throws {
+        #expect(try Self.boxstack(["--version"]).check().output.trimmingCharacters(in: .whitespacesAndNewlines) == BoxstackVersion.current)
+    }
+
     @Test func anUnknownOptionGetsAOneLineErrorNamingIt() throws {
         let result = try Self.boxstack(["--box-colour", "red", "--", "--description", "d", "--target-dir", "t"])
         #expect(result.status == .terminated(code: 64))

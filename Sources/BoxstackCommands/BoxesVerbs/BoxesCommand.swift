@@ -10,8 +10,8 @@ struct BoxesCommand: AsyncParsableCommand {
         abstract: "List, fetch, update and remove build boxes.",
         subcommands: [BoxesList.self, BoxesFetch.self, BoxesUpdate.self, BoxesRemove.self, BoxesRun.self])
 
-    /// The root command's box options (--arch, --no-accel, --timeout, --shared-path): ArgumentParser
-    /// gives a parent's options to the parent wherever they stand, so the box verbs read them here.
+    /// The root command's box options: ArgumentParser gives a parent's options to the parent wherever
+    /// they stand, so the box verbs read them here (and refuse those they do not use).
     @ParentCommand var root: Boxstack
 }
 
@@ -21,6 +21,8 @@ struct BoxesList: AsyncParsableCommand {
 
     @Flag(help: "Print the list as JSON.")
     var json = false
+
+    @ParentCommand var group: BoxesCommand
 
     struct Row: Encodable {
         var name: String
@@ -33,6 +35,7 @@ struct BoxesList: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try group.root.refuseOptions(for: "boxes list", except: [])
         try await reportingErrors {
             let catalog = try BoxCatalog.load()
             let rows = try BoxCache().list(catalog).map { listing -> Row in
@@ -79,6 +82,7 @@ struct BoxesFetch: AsyncParsableCommand {
     @ParentCommand var group: BoxesCommand
 
     func run() async throws {
+        try group.root.refuseOptions(for: "boxes fetch", except: ["--arch"])
         try await reportingErrors {
             let box = try BoxCatalog.load().box(named: name)
             let result = try await BoxCache().fetch(box, arch: group.root.box.requestedArch ?? hostArchitecture, progress: ProgressBar.isTerminal)
@@ -97,7 +101,10 @@ struct BoxesUpdate: AsyncParsableCommand {
     @Argument(help: "The box name (default: every cached box).")
     var name: String?
 
+    @ParentCommand var group: BoxesCommand
+
     func run() async throws {
+        try group.root.refuseOptions(for: "boxes update", except: [])
         try await reportingErrors {
             let catalog = try BoxCatalog.load()
             let boxes = try name.map { [try catalog.box(named: $0)] } ?? catalog.boxes
@@ -118,7 +125,10 @@ struct BoxesRemove: AsyncParsableCommand {
     @Argument(help: "The box name.")
     var name: String
 
+    @ParentCommand var group: BoxesCommand
+
     func run() async throws {
+        try group.root.refuseOptions(for: "boxes rm", except: [])
         try await reportingErrors {
             guard BoxDefinition.isValidName(name) else {
                 throw BoxstackError(

@@ -11,7 +11,7 @@ struct BoxesRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Boot a box, run a shell command line in it through the agent (default: the agent's hello), and tear it down.",
-        discussion: "The box options of 'boxstack --help' apply: --arch, --no-accel, --timeout, --shared-path.")
+        discussion: "The box options of 'boxstack --help' that shape a box apply (--arch, --box-memory, --box-debug, --no-accel, --timeout, --shared-path, ...); the KIWI ones are refused.")
 
     @Argument(help: "The box name.")
     var name: String
@@ -24,18 +24,23 @@ struct BoxesRun: AsyncParsableCommand {
 
     func run() async throws {
         let box = group.root.box
+        try group.root.refuseOptions(for: "boxes run", except: BoxOptions.sessionOptionNames)
         let code = try await reportingErrors { () -> Int32 in
             let definition = try BoxCatalog.load().box(named: name)
             let cached = try await BoxCache().ensure(
-                definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: false, progress: ProgressBar.isTerminal)
-            var options = BoxSessionOptions(image: try BoxImage(cached))
-            options.noAccel = box.noAccel
-            options.timeout = .seconds(box.timeout)
+                definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: !box.noUpdateCheck,
+                progress: ProgressBar.isTerminal)
+            var options = try box.sessionOptions(image: try BoxImage(cached))
             options.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
-            options.shares = try box.sharedPaths.map(SharedPath.existing)
             let started = ContinuousClock.now
             let session = try await BoxSession.start(options)
-            defer { session.shutdown() }
+            defer {
+                if box.boxDebug {
+                    FileHandle.standardError.write(
+                        Data("boxstack: the box keeps running (--box-debug); get in with:\n\(session.debugInstructions)\n".utf8))
+                }
+                session.shutdown()
+            }
             let ready = ContinuousClock.now - started
             FileHandle.standardError.write(Data("boxstack: agent ready after \(ready.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))\n".utf8))
             guard let agent = session.agent else { throw BoxstackError(.internalError, "the box session has no agent.") }

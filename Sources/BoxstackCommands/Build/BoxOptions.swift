@@ -87,7 +87,9 @@ struct BoxOptions: ParsableArguments {
     var connect: String?
 
     @Option(help: ArgumentHelp("Seconds to wait for the box's agent to answer.", valueName: "seconds"))
-    var timeout: Int = 600
+    var timeout: Int = BoxOptions.defaultTimeout
+
+    static let defaultTimeout = 600
 
     @Flag(help: "Start the box without outbound network (proves a rebuild is hermetic).")
     var offline = false

@@ -17,19 +17,7 @@ struct BoxedBuildCommand {
         let request = try KiwiBuildRequest.parse(
             kiwiArguments, currentDirectory: FileManager.default.currentDirectoryPath)
         let image = try await resolveBox()
-        var session = BoxSessionOptions(image: image)
-        session.memoryBytes = box.boxMemory.flatMap(ByteCount.parse)
-        session.cpus = box.boxSMPCPUs
-        session.console = box.boxConsole
-        session.machine = box.machine
-        session.cpuModel = box.cpu
-        session.noAccel = box.noAccel
-        session.snapshot = !box.noSnapshot
-        session.offline = box.offline
-        session.timeout = .seconds(box.timeout)
-        session.connectURI = box.connect
-        session.sharing = box.sharing.shareKind
-        session.shares = try box.sharedPaths.map(SharedPath.existing)
+        let session = try box.sessionOptions(image: image)
         var configuration = BoxedBuildConfiguration(session: session, request: request)
         configuration.kiwiType = box.type
         configuration.profiles = box.profile
