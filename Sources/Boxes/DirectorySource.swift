@@ -1,5 +1,6 @@
 import BoxstackCore
 import Foundation
+import NIOCore
 
 /// A local directory holding the box files and their `.sha256` files (`file://` or a catalog-relative path).
 struct DirectorySource: PublishedFileSource {
@@ -32,7 +33,7 @@ struct DirectorySource: PublishedFileSource {
         bar.set(part.resumeOffset)
         while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty {
             try Task.checkCancellation()
-            try chunk.withUnsafeBytes { try part.append($0) }
+            try part.append(ByteBuffer(bytes: chunk))
             bar.advance(by: Int64(chunk.count))
         }
         bar.finish()

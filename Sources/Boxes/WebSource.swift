@@ -79,7 +79,7 @@ struct WebSource: PublishedFileSource {
             bar.set(part.size)
             defer { bar.finish() }
             for try await chunk in response.body {
-                try chunk.withUnsafeReadableBytes { try part.append($0) }
+                try part.append(chunk)
                 bar.advance(by: Int64(chunk.readableBytes))
             }
         } catch let error as BoxstackError {
