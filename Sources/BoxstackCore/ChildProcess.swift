@@ -10,6 +10,15 @@ import Foundation
 /// blocked, and only the three descriptors it is given.
 public final class ChildProcess: @unchecked Sendable {
     public let pid: pid_t
+
+    /// The Debian packages of the programs boxstack starts, for the error that names a missing one.
+    static let debianPackages = [
+        "qemu-img": "qemu-utils", "qemu-system-x86_64": "qemu-system-x86", "qemu-system-aarch64": "qemu-system-arm",
+        "virtiofsd": "qemu-system-common", "mmdebstrap": "mmdebstrap", "skopeo": "skopeo", "umoci": "umoci",
+        "unshare": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap", "sftp-server": "openssh-sftp-server",
+        "ssh-keygen": "openssh-client", "pigz": "pigz", "zstd": "zstd", "tar": "tar", "kiwi-ng": "kiwi",
+        "virsh": "libvirt-clients", "docker-registry": "docker-registry", "xmllint": "libxml2-utils",
+    ]
     private let lock = NSLock()
     private var reaped: ExitStatus?
 
@@ -20,7 +29,9 @@ public final class ChildProcess: @unchecked Sendable {
         standardInput: Int32, standardOutput: Int32, standardError: Int32
     ) throws {
         guard let executable = Subprocess.which(arguments[0]) else {
-            throw BoxstackError(.notFound, "\(arguments[0]) is not installed or not on PATH; run Scripts/setup.")
+            let tool = (arguments[0] as NSString).lastPathComponent
+            let install = Self.debianPackages[tool].map { "install the Debian package \($0) (apt-get install \($0))" } ?? "install it"
+            throw BoxstackError(.notFound, "\(tool) is not installed or not on PATH; \(install), or run Scripts/setup.")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
