@@ -13,7 +13,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
@@ -33,7 +32,6 @@ let package = Package(
         .target(name: "BoxstackCore", dependencies: [
             "CLibC",
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
         // libxml2 documents: parse, XPath, build, serialize, RELAX NG validation.
         .target(name: "XML", dependencies: ["BoxstackCore", "CLibXML2"]),
@@ -68,9 +66,9 @@ let package = Package(
         // libssh sessions, exec channels, the guest-agent protocol.
         .target(name: "Guest", dependencies: ["BoxstackCore", "CLibSSH"]),
         // 9p, virtiofs and sshfs: host side and guest mount spec.
-        .target(name: "Sharing", dependencies: ["BoxstackCore", "Machine", "Guest"]),
+        .target(name: "Sharing", dependencies: ["BoxstackCore", "Machine"]),
         // One boxed run, end to end.
-        .target(name: "Boxed", dependencies: ["BoxstackCore", "CLibC", "Boxes", "Kiwi", "Machine", "Guest", "Sharing", "Stash"]),
+        .target(name: "Boxed", dependencies: ["BoxstackCore", "CLibC", "Kiwi", "Machine", "Guest", "Sharing", "Stash", "OCI", "Registry"]),
         // The ArgumentParser verbs.
         .target(name: "BoxstackCommands", dependencies: [
             "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed", "Machine", "Guest", "Sharing", "OCI",
@@ -81,13 +79,13 @@ let package = Package(
         .testTarget(name: "BoxstackCoreTests", dependencies: ["BoxstackCore", "XML"]),
         .testTarget(name: "BoxesTests", dependencies: ["Boxes", "Registry", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "StashTests", dependencies: ["Stash", "OCI", "BoxstackCore", "TestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Stash", "OCI", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "KiwiTests", dependencies: ["Kiwi", "XML", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "Sharing", "BoxstackCore", "TestSupport"], exclude: ["Golden"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest", "BoxstackCore", "TestSupport"]),
-        .testTarget(name: "CommandsTests", dependencies: ["BoxstackCommands", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "CommandsTests", dependencies: ["BoxstackCore", "TestSupport"]),
         // Needs the built box and libvirt; Scripts/test runs it as a non-root user.
-        .testTarget(name: "VMTests", dependencies: ["Boxed", "Machine", "Guest", "Sharing", "Stash", "Boxes", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "VMTests", dependencies: ["Boxed", "Machine", "Guest", "Sharing", "BoxstackCore", "TestSupport"]),
         // Fixtures the tests share: temporary directories, real servers started on 127.0.0.1, repo paths.
         .target(name: "TestSupport", dependencies: ["BoxstackCore", "OCI"], path: "Tests/TestSupport"),
     ],
