@@ -85,12 +85,3 @@ public enum BoxFileRole: String, Sendable, Codable, CaseIterable {
     case kernel, initrd, disk
 }
 
-/// The machine's architecture in the names the catalog uses (`x86_64`, `aarch64`).
-public var hostArchitecture: String {
-    var name = utsname()
-    uname(&name)
-    let machine = withUnsafeBytes(of: &name.machine) { raw in
-        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-    }
-    return machine == "arm64" ? "aarch64" : machine
-}

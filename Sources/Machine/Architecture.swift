@@ -88,17 +88,7 @@ public struct MachineArchitecture: Sendable, Equatable, CustomStringConvertible 
     }
 
     /// The architecture this program runs on.
-    public static var host: MachineArchitecture {
-        #if arch(x86_64)
-        return .x86_64
-        #elseif arch(arm64)
-        return .aarch64
-        #elseif arch(s390x)
-        return .s390x
-        #else
-        return .ppc64le
-        #endif
-    }
+    public static var host: MachineArchitecture { (try? named(hostArchitecture)) ?? .x86_64 }
 
     /// The kernel command line of the guest contract: root on the virtio disk, console on the serial port.
     public var defaultKernelCommandLine: String { "root=/dev/vda rw console=\(console) panic=-1" }

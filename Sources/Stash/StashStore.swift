@@ -342,7 +342,7 @@ public struct StashStore: Sendable {
         let now = OCIJSON.timestamp()
         var config =
             parent?.config
-            ?? ImageConfig(architecture: architecture ?? Platform.goArchitecture(TreeArchitecture.hostMachine()))
+            ?? ImageConfig(architecture: architecture ?? Platform.goArchitecture(hostArchitecture))
         if let architecture { config.architecture = architecture }
         config.created = now
         config.rootfs.diffIDs.append(written.diffID)
@@ -534,10 +534,4 @@ enum TreeArchitecture {
         return nil
     }
 
-    /// `uname -m` of this host.
-    static func hostMachine() -> String {
-        var names = utsname()
-        uname(&names)
-        return withUnsafeBytes(of: names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    }
 }
