@@ -1,0 +1,73 @@
+import BoxstackCore
+import Foundation
+import OCI
+
+extension StashStore {
+    // MARK: Unpack
+
+    /// Stacks the images `references` into `root`, in the order given: each image's layers are applied
+    /// in order with OCI whiteout semantics, and later images overwrite earlier ones.
+    ///
+    /// Throws, naming the entry, when any entry would write outside `root` (an absolute name, `..`, a
+    /// path through a symlink that leads outside, a hard link to outside). As non-root, owners and device
+    /// nodes that cannot be restored are counted in the report instead of failing.
+    @discardableResult
+    public func unpack(_ references: [StashReference], into root: String) throws -> UnpackReport {
+        let names = Array(Set(references.map(\.name))).sorted()
+        let locks = try names.map { try lock(name: $0, shared: true) }
+        defer { _ = locks }
+        let layers = try stackedLayers(references)
+        // A blob changed in the store is refused before anything is written; the readers check again as they stream.
+        for layer in layers { try layer.verify() }
+        try FileManager.default.makeDirectory(root)
+        let unpacker = try TreeUnpacker(root: root)
+        for layer in layers { try unpacker.apply(layer.open()) }
+        return try unpacker.finish()
+    }
+
+    /// The layers of `references`, bottom first, with the digests and diffIDs their images record.
+    func stackedLayers(_ references: [StashReference]) throws -> [StackedLayer] {
+        var layers: [StackedLayer] = []
+        for reference in references {
+            let layout = try layout(name: reference.name)
+            guard let (_, manifest) = try layout.manifest(tag: reference.tag, architecture: nil) else {
+                throw BoxstackError(.notFound, "the stash \(reference.name) has no tag \(reference.tag); see boxstack stash --list.")
+            }
+            let config = try layout.readJSON(ImageConfig.self, manifest.config.digest)
+            guard config.rootfs.diffIDs.count == manifest.layers.count else {
+                throw BoxstackError(
+                    .invalidData,
+                    "\(reference) is damaged: its manifest lists \(manifest.layers.count) layers but its configuration \(config.rootfs.diffIDs.count) diffIDs.")
+            }
+            for (index, layer) in manifest.layers.enumerated() {
+                guard layout.hasBlob(layer.digest) else {
+                    throw BoxstackError(.notFound, "layer \(index + 1) (\(layer.digest)) of \(reference) is missing from the store.")
+                }
+                layers.append(
+                    StackedLayer(
+                        path: layout.blobPath(layer.digest), description: "layer \(index + 1) of \(reference)",
+                        digests: LayerDigests(digest: layer.digest, diffID: config.rootfs.diffIDs[index])))
+            }
+        }
+        return layers
+    }
+}
+
+/// One layer blob of a stack, bottom first.
+struct StackedLayer {
+    let path: String
+    let description: String
+    let digests: LayerDigests
+
+    func open() throws -> LayerReader { try LayerReader(path: path, description: description, expected: digests) }
+
+    /// Checks the blob's digest without unpacking it.
+    func verify() throws {
+        let (digest, _) = try ContentDigest.ofFile(path)
+        guard digest == digests.digest else {
+            throw BoxstackError(
+                .checksumMismatch,
+                "\(description): the blob \(path) has the digest \(digest), not \(digests.digest); it was changed after it was stored. Pull or stash it again.")
+        }
+    }
+}
