@@ -4,6 +4,7 @@ import Boxes
 import BoxstackCore
 import Foundation
 import Machine
+import Registry
 import Sharing
 
 /// `boxstack boxes run NAME [--exec COMMAND-LINE]`: boot a box, run one command through its agent, tear it down.
@@ -26,7 +27,7 @@ struct BoxesRun: AsyncParsableCommand {
         let box = group.root.box
         let code = try await reportingErrors { () -> Int32 in
             let definition = try BoxCatalog.load().box(named: name)
-            let cached = try await BoxCache().ensure(
+            let cached = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).ensure(
                 definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: false, progress: ProgressBar.isTerminal)
             var options = BoxSessionOptions(image: try BoxImage(cached))
             options.noAccel = box.noAccel
