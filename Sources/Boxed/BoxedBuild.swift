@@ -3,6 +3,7 @@ import Foundation
 import Guest
 import Kiwi
 import Machine
+import Registry
 import Sharing
 import Stash
 
@@ -16,6 +17,8 @@ public struct BoxedBuildConfiguration: Sendable {
     /// `--keep-root NAME[:TAG]`.
     public var keepRoot: String?
     public var debug = false
+    /// Timeouts for pulling the stashes from `--from-registry`.
+    public var registryTimeouts = RegistryTimeouts()
 
     public init(session: BoxSessionOptions, request: KiwiBuildRequest) {
         self.session = session
@@ -53,7 +56,8 @@ public enum BoxedBuild {
 
         // Resolve the stashes before booting: a missing stash should not cost a boot.
         let stack = request.isStackbuild
-            ? try await BoxedStash.resolve(request.stashes, fromRegistry: request.fromRegistry, store: store) : nil
+            ? try await BoxedStash.resolve(
+                request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store) : nil
 
         let session = try await BoxSession.start(options)
         defer {

@@ -11,12 +11,15 @@ import Stash
 /// SSH channel, so a second stash of a big tree moves just the changed files.
 enum BoxedStash {
     /// The `--stash` references, pulled first from `--from-registry` (as REGISTRY/NAME:TAG) when given.
-    static func resolve(_ texts: [String], fromRegistry: String?, store: StashStore) async throws -> [StashReference] {
+    static func resolve(
+        _ texts: [String], fromRegistry: String?, timeouts: RegistryTimeouts, store: StashStore
+    ) async throws -> [StashReference] {
         let references = try texts.map { try StashReference(parsing: $0) }
         for reference in references {
             if let fromRegistry {
                 try await store.pull(
-                    try ImageReference(parsing: "\(fromRegistry)/\(reference.name):\(reference.tag)"), as: reference)
+                    try ImageReference(parsing: "\(fromRegistry)/\(reference.name):\(reference.tag)"), as: reference,
+                    timeouts: timeouts)
             } else {
                 let layout = store.layoutPath(name: reference.name)
                 guard OCILayout.exists(at: layout), (try? OCILayout(opening: layout).descriptor(tag: reference.tag)) != nil else {

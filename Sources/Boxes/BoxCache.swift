@@ -65,13 +65,16 @@ public struct BoxListing: Sendable {
 /// trusted by their recorded digest and size; they are never re-hashed on a normal run.
 public struct BoxCache: Sendable {
     public let directory: String
+    /// Timeouts for boxes published in an OCI registry.
+    public let registryTimeouts: RegistryTimeouts
 
-    public init(paths: Paths = Paths()) {
-        self.init(directory: paths.cacheDirectory)
+    public init(paths: Paths = Paths(), registryTimeouts: RegistryTimeouts = RegistryTimeouts()) {
+        self.init(directory: paths.cacheDirectory, registryTimeouts: registryTimeouts)
     }
 
-    public init(directory: String) {
+    public init(directory: String, registryTimeouts: RegistryTimeouts = RegistryTimeouts()) {
         self.directory = directory
+        self.registryTimeouts = registryTimeouts
     }
 
     func entryDirectory(_ name: String, _ arch: String) -> String { "\(directory)/boxes/\(name)/\(arch)" }
@@ -326,7 +329,7 @@ public struct BoxCache: Sendable {
                 throw error
             }
         case .oci(let registry, let repository, let reference):
-            return try await RegistryClient.withClient(registry: registry) { client in
+            return try await RegistryClient.withClient(registry: registry, timeouts: registryTimeouts) { client in
                 try await body(OCISource(client: client, repository: repository, reference: reference))
             }
         }

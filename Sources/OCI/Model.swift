@@ -193,6 +193,18 @@ public struct ImageIndex: Codable, Hashable, Sendable {
         self.manifests = manifests
         self.annotations = annotations
     }
+
+    /// How many indexes deep a manifest is looked for: real images use one, rarely two, and the limit
+    /// also ends a chain of indexes that loops.
+    public static let maximumNestingDepth = 4
+
+    /// The error for the index `digest` in `place` (a layout or repository), which lies below
+    /// `maximumNestingDepth` other indexes.
+    public static func nestedTooDeep(_ digest: ContentDigest, in place: String) -> BoxstackError {
+        BoxstackError(
+            .invalidData,
+            "the image index \(digest) in \(place) is nested below \(maximumNestingDepth) other indexes; boxstack follows at most \(maximumNestingDepth) levels of indexes.")
+    }
 }
 
 /// The image configuration: platform, runtime defaults, labels, layer diffIDs and history.
@@ -309,7 +321,7 @@ public enum OCIJSON {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch {
-            throw BoxstackError(.invalidData, "\(what) is not a valid OCI document: \(error).", cause: error)
+            throw BoxstackError(.invalidData, "\(what) is not a valid OCI document: \(Terminal.sanitized("\(error)")).", cause: error)
         }
     }
 

@@ -201,16 +201,26 @@ public struct OCILayout: Sendable {
         return try resolveManifest(descriptor, architecture: architecture)
     }
 
-    /// Follows `descriptor` (a manifest, or an index of manifests) to an image manifest.
+    /// Follows `descriptor` (a manifest, or an index of manifests) to an image manifest; indexes
+    /// nested deeper than `ImageIndex.maximumNestingDepth` are an `invalidData` error.
     public func resolveManifest(_ descriptor: Descriptor, architecture: String? = nil) throws -> (descriptor: Descriptor, manifest: Manifest) {
+        try resolveManifest(descriptor, architecture: architecture, indexesAbove: 0)
+    }
+
+    private func resolveManifest(
+        _ descriptor: Descriptor, architecture: String?, indexesAbove: Int
+    ) throws -> (descriptor: Descriptor, manifest: Manifest) {
         if MediaType.indexes.contains(descriptor.mediaType) {
+            guard indexesAbove < ImageIndex.maximumNestingDepth else {
+                throw ImageIndex.nestedTooDeep(descriptor.digest, in: path)
+            }
             let nested = try readJSON(ImageIndex.self, descriptor.digest)
             let candidates = nested.manifests.filter { MediaType.manifests.contains($0.mediaType) || MediaType.indexes.contains($0.mediaType) }
             let chosen = candidates.first { architecture == nil || $0.platform?.architecture == architecture }
             guard let chosen else {
                 throw BoxstackError(.notFound, "the image index \(descriptor.digest) in \(path) has no manifest for \(architecture ?? "any platform").")
             }
-            return try resolveManifest(chosen, architecture: architecture)
+            return try resolveManifest(chosen, architecture: architecture, indexesAbove: indexesAbove + 1)
         }
         return (descriptor, try readJSON(Manifest.self, descriptor.digest))
     }

@@ -51,7 +51,7 @@ public struct ImageTransfer: Sendable {
         }
         var manifests: [Descriptor] = []
         var blobs: [ContentDigest: Descriptor] = [:]
-        try collect(top, in: layout, manifests: &manifests, blobs: &blobs)
+        try collect(top, in: layout, indexesAbove: 0, manifests: &manifests, blobs: &blobs)
         for blob in blobs.values where !layout.hasBlob(blob.digest) {
             throw BoxstackError(
                 .notFound, "the image \(tag) in \(layout.path) is incomplete: blob \(blob.digest) is missing.")
@@ -83,15 +83,19 @@ public struct ImageTransfer: Sendable {
             mediaType: top.mediaType)
     }
 
-    /// Gathers the manifests under `descriptor` (children first, `descriptor` last) and their blobs.
+    /// Gathers the manifests under `descriptor`, which lies below `indexesAbove` indexes (children
+    /// first, `descriptor` last), and their blobs.
     private func collect(
-        _ descriptor: Descriptor, in layout: OCILayout, manifests: inout [Descriptor],
+        _ descriptor: Descriptor, in layout: OCILayout, indexesAbove: Int, manifests: inout [Descriptor],
         blobs: inout [ContentDigest: Descriptor]
     ) throws {
         if MediaType.indexes.contains(descriptor.mediaType) {
+            guard indexesAbove < ImageIndex.maximumNestingDepth else {
+                throw ImageIndex.nestedTooDeep(descriptor.digest, in: layout.path)
+            }
             let index = try layout.readJSON(ImageIndex.self, descriptor.digest)
             for child in index.manifests where MediaType.manifests.contains(child.mediaType) || MediaType.indexes.contains(child.mediaType) {
-                try collect(child, in: layout, manifests: &manifests, blobs: &blobs)
+                try collect(child, in: layout, indexesAbove: indexesAbove + 1, manifests: &manifests, blobs: &blobs)
             }
         } else {
             let manifest = try layout.readJSON(Manifest.self, descriptor.digest)

@@ -10,10 +10,12 @@ import Glibc
 extension StashStore {
     /// Pulls `image` from its registry into the stash `target`, downloading only the blobs the store
     /// lacks and verifying every one. Runs under the name's lock; a first pull goes to a temporary
-    /// layout that is renamed into place, so a failed pull leaves the store as it was.
+    /// layout that is renamed into place, so a failed pull leaves the store as it was. Credentials come
+    /// from the auth files of `environment`.
     @discardableResult
     public func pull(
         _ image: ImageReference, as target: StashReference, tlsVerify: Bool = true,
+        timeouts: RegistryTimeouts = RegistryTimeouts(),
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> Descriptor {
         let lock = try self.lock(name: target.name)
@@ -26,7 +28,7 @@ extension StashStore {
         let credentials = try RegistryCredentials.lookup(
             registry: image.registry, repository: image.repository, environment: environment)
         let manifest = try await RegistryClient.withClient(
-            registry: image.registry, tlsVerify: tlsVerify, credentials: credentials
+            registry: image.registry, tlsVerify: tlsVerify, credentials: credentials, timeouts: timeouts
         ) { client in
             try await ImageTransfer(client: client).pull(reference: image, into: layout, tag: target.tag)
         }

@@ -1,6 +1,7 @@
 import BoxstackCore
 import Foundation
 import OCI
+import Registry
 import TestSupport
 
 /// Builds small real images with umoci, and looks at layouts and registries the way a user would.
@@ -22,6 +23,38 @@ enum TestImages {
             try Subprocess.run(["umoci", "insert", "--rootless", "--image", "\(path):\(tag)", source, "/"]).check()
         }
         return try OCILayout(opening: path)
+    }
+
+    /// Adds `tag` to the layout at `path` (created when missing): an image whose one layer is `layerSize`
+    /// random bytes. Registries and transfers never look inside layers, so it needs no umoci.
+    @discardableResult
+    static func makeRaw(at path: String, tag: String, layerSize: Int = 40_000) throws -> OCILayout {
+        let layout = try OCILayout.create(at: path)
+        let config = try layout.writeBlob(
+            OCIJSON.encode(ImageConfig(architecture: ImageTransfer.hostPlatform.architecture)), mediaType: MediaType.imageConfig)
+        let layer = try layout.writeBlob(randomBytes(layerSize), mediaType: MediaType.layerTar)
+        let manifest = try layout.writeBlob(
+            OCIJSON.encode(Manifest(config: config, layers: [layer])), mediaType: MediaType.imageManifest)
+        try layout.setTag(tag, to: manifest)
+        return layout
+    }
+
+    /// Tags as `tag` a chain of `depth` image indexes above the image tagged `image`, each listing the
+    /// next for this machine's platform; returns the indexes, outermost first.
+    @discardableResult
+    static func nestIndexes(in layout: OCILayout, image: String, depth: Int, tag: String) throws -> [Descriptor] {
+        guard var inner = try layout.descriptor(tag: image) else {
+            throw BoxstackError(.notFound, "\(layout.path) has no image tagged \(image).")
+        }
+        inner.annotations = nil
+        var chain: [Descriptor] = []
+        for _ in 0..<depth {
+            inner.platform = ImageTransfer.hostPlatform
+            inner = try layout.writeBlob(OCIJSON.encode(ImageIndex(manifests: [inner])), mediaType: MediaType.imageIndex)
+            chain.insert(inner, at: 0)
+        }
+        try layout.setTag(tag, to: inner)
+        return chain
     }
 
     /// `count` random bytes (incompressible, so a gzip layer is about as large).

@@ -102,7 +102,7 @@ public final class HTTPFixture: @unchecked Sendable {
 
 extension FileHandle {
     /// Reads up to the next newline (without it); nil at end of file.
-    fileprivate func readLine() -> String? {
+    func readLine() -> String? {
         var bytes = Data()
         while let byte = try? read(upToCount: 1), let first = byte.first {
             if first == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }

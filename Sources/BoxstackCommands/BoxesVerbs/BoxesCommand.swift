@@ -2,6 +2,7 @@ import ArgumentParser
 import Boxes
 import BoxstackCore
 import Foundation
+import Registry
 
 /// `boxstack boxes …`: the box catalog and the per-user box cache.
 struct BoxesCommand: AsyncParsableCommand {
@@ -85,7 +86,7 @@ struct BoxesFetch: AsyncParsableCommand {
         try group.root.refuseOptions(for: "boxes fetch", except: ["--arch"])
         try await reportingErrors {
             let box = try BoxCatalog.load().box(named: name)
-            let result = try await BoxCache().fetch(box, arch: group.root.box.requestedArch ?? hostArchitecture, progress: ProgressBar.isTerminal)
+            let result = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).fetch(box, arch: group.root.box.requestedArch ?? hostArchitecture, progress: ProgressBar.isTerminal)
             let fetched = result.downloadedFiles.isEmpty
                 ? "already up to date" : "downloaded \(result.downloadedFiles.joined(separator: ", ")) (\(ByteCount.format(result.downloadedBytes)))"
             print("\(box.name) (\(result.box.arch)): \(fetched); disk \(result.box.diskDigest)")
@@ -108,7 +109,7 @@ struct BoxesUpdate: AsyncParsableCommand {
         try await reportingErrors {
             let catalog = try BoxCatalog.load()
             let boxes = try name.map { [try catalog.box(named: $0)] } ?? catalog.boxes
-            let results = try await BoxCache().update(boxes, progress: ProgressBar.isTerminal)
+            let results = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).update(boxes, progress: ProgressBar.isTerminal)
             for result in results {
                 let what = result.downloadedFiles.isEmpty
                     ? "up to date" : "updated \(result.downloadedFiles.joined(separator: ", ")) (\(ByteCount.format(result.downloadedBytes)))"

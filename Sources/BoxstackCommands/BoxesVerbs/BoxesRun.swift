@@ -4,6 +4,7 @@ import Boxes
 import BoxstackCore
 import Foundation
 import Machine
+import Registry
 import Sharing
 
 /// `boxstack boxes run NAME [--exec COMMAND-LINE]`: boot a box, run one command through its agent, tear it down.
@@ -27,7 +28,7 @@ struct BoxesRun: AsyncParsableCommand {
         try group.root.refuseOptions(for: "boxes run", except: BoxOptions.sessionOptionNames)
         let code = try await reportingErrors { () -> Int32 in
             let definition = try BoxCatalog.load().box(named: name)
-            let cached = try await BoxCache().ensure(
+            let cached = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).ensure(
                 definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: !box.noUpdateCheck,
                 progress: ProgressBar.isTerminal)
             var options = try box.sessionOptions(image: try BoxImage(cached))

@@ -4,6 +4,7 @@ import BoxstackCore
 import Foundation
 import Kiwi
 import Machine
+import Registry
 import Sharing
 
 /// The root command's job: validate, resolve the box, run the build in it.
@@ -24,6 +25,7 @@ struct BoxedBuildCommand {
         configuration.kiwiVersion = box.kiwiVersion
         configuration.keepRoot = keepRoot
         configuration.debug = box.boxDebug
+        configuration.registryTimeouts = try RegistryTimeouts.fromEnvironment()
         return try await BoxedBuild.run(configuration)
     }
 
@@ -31,7 +33,7 @@ struct BoxedBuildCommand {
     private func resolveBox() async throws -> BoxImage {
         let definition = try BoxCatalog.load().box(named: box.box)
         let arch = box.requestedArch ?? hostArchitecture
-        let cached = try await BoxCache().ensure(
+        let cached = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).ensure(
             definition, arch: arch, checkForUpdates: !box.noUpdateCheck, progress: ProgressBar.isTerminal)
         if let notice = cached.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
         return try BoxImage(cached)

@@ -26,7 +26,8 @@ struct StashPull: AsyncParsableCommand {
             let image = try ImageReference(parsing: source)
             let target = try stashAs.map { try StashReference(parsing: $0) }
                 ?? StashReference(name: image.repository, tag: image.tag ?? "latest")
-            let manifest = try await StashStore().pull(image, as: target, tlsVerify: tlsVerify)
+            let manifest = try await StashStore().pull(
+                image, as: target, tlsVerify: tlsVerify, timeouts: try RegistryTimeouts.fromEnvironment())
             print("pulled \(image) as \(target) (\(manifest.digest))")
         }
     }

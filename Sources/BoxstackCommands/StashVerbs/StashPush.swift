@@ -35,7 +35,8 @@ struct StashPush: AsyncParsableCommand {
             let layout = try store.layout(name: source.name)
             let credentials = try RegistryCredentials.lookup(registry: target.registry, repository: target.repository)
             let digest = try await RegistryClient.withClient(
-                registry: target.registry, tlsVerify: tlsVerify, credentials: credentials
+                registry: target.registry, tlsVerify: tlsVerify, credentials: credentials,
+                timeouts: try RegistryTimeouts.fromEnvironment()
             ) { client in
                 try await ImageTransfer(client: client).push(layout: layout, tag: source.tag, to: target)
             }
