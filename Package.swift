@@ -29,36 +29,44 @@ let package = Package(
         .systemLibrary(name: "CLibC"),
 
         // Errors, processes, paths, locks, digests, progress: what every other module uses.
-        .target(name: "BoxstackCore", dependencies: [
-            "CLibC",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "BoxstackCore",
+            dependencies: [
+                "CLibC",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // libxml2 documents: parse, XPath, build, serialize, RELAX NG validation.
         .target(name: "XML", dependencies: ["BoxstackCore", "CLibXML2"]),
         // OCI image-spec model and the image-layout directory.
         .target(name: "OCI", dependencies: ["BoxstackCore"]),
         // OCI distribution API client.
-        .target(name: "Registry", dependencies: [
-            "BoxstackCore", "OCI",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Registry",
+            dependencies: [
+                "BoxstackCore", "OCI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Stash store, layer writer/reader, tree diff with whiteouts, safe stacking.
-        .target(name: "Stash", dependencies: [
-            "BoxstackCore", "OCI", "Registry", "XML", "CLibArchive", "CLibC",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Stash",
+            dependencies: [
+                "BoxstackCore", "OCI", "Registry", "XML", "CLibArchive", "CLibC",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Box catalog, sources, verified download, cache.
-        .target(name: "Boxes", dependencies: [
-            "BoxstackCore", "OCI", "Registry",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Boxes",
+            dependencies: [
+                "BoxstackCore", "OCI", "Registry",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // KIWI descriptions (libxml2), schema validation, build-argument validation.
         .target(name: "Kiwi", dependencies: ["BoxstackCore", "XML"]),
         // libvirt domains: XML, overlays, accelerator choice, lifecycle.
@@ -70,10 +78,12 @@ let package = Package(
         // One boxed run, end to end.
         .target(name: "Boxed", dependencies: ["BoxstackCore", "CLibC", "Kiwi", "Machine", "Guest", "Sharing", "Stash", "OCI", "Registry"]),
         // The ArgumentParser verbs.
-        .target(name: "BoxstackCommands", dependencies: [
-            "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed", "Machine", "Guest", "Sharing", "OCI",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], resources: []),
+        .target(
+            name: "BoxstackCommands",
+            dependencies: [
+                "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed", "Machine", "Guest", "Sharing", "OCI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], resources: []),
         .executableTarget(name: "boxstack", dependencies: ["BoxstackCommands"]),
 
         .testTarget(name: "BoxstackCoreTests", dependencies: ["BoxstackCore", "XML"]),

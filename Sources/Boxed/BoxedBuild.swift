@@ -55,7 +55,8 @@ public enum BoxedBuild {
         options.exchange = request.isStackbuild || configuration.keepRoot != nil
 
         // Resolve the stashes before booting: a missing stash should not cost a boot.
-        let stack = request.isStackbuild
+        let stack =
+            request.isStackbuild
             ? try await BoxedStash.resolve(
                 request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store) : nil
 

@@ -1,10 +1,10 @@
 import BoxstackCore
-import Foundation
 import CLibC
+import Foundation
 import Sharing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Gives the files the box wrote into a share the modes they have in the box.

@@ -221,9 +221,10 @@ public struct BoxCache: Sendable {
         for (file, part, size) in ready {
             try part.commit(to: "\(entry)/\(file.name)")
             records.removeAll { $0.role == file.role }
-            records.append(CachedFileRecord(
-                role: file.role, name: file.name, location: file.location, digest: file.digest, size: size,
-                checksumText: file.checksumText))
+            records.append(
+                CachedFileRecord(
+                    role: file.role, name: file.name, location: file.location, digest: file.digest, size: size,
+                    checksumText: file.checksumText))
         }
         for file in published {
             // Same content from a new place (a moved source) needs no download, only the new location.

@@ -64,7 +64,8 @@ public struct BoxCatalog: Sendable {
     /// executable, looking for `Boxes/catalog.yaml` (a checkout) or `share/boxstack/Boxes/catalog.yaml`
     /// (an installation).
     public static func builtInCatalogPath() throws -> String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         while true {

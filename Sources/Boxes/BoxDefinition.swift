@@ -84,4 +84,3 @@ public struct BoxArchitecture: Sendable, Equatable {
 public enum BoxFileRole: String, Sendable, Codable, CaseIterable {
     case kernel, initrd, disk
 }
-

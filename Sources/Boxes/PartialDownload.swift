@@ -4,7 +4,7 @@ import Foundation
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A download in progress: `<name>.part` beside the cache entry, hashed while it is written.
@@ -116,7 +116,8 @@ final class PartialDownload {
             discard()
             throw BoxstackError(
                 .checksumMismatch,
-                "\(name) from \(source) does not match its published checksum (expected \(record.digest), got \(actual)); the cached box was left unchanged.")
+                "\(name) from \(source) does not match its published checksum (expected \(record.digest), got \(actual)); the cached box was left unchanged."
+            )
         }
         return size
     }
@@ -187,7 +188,7 @@ private final class ChunkWriter: @unchecked Sendable {
     func drain() throws -> (SHA256, Int64) {
         condition.lock()
         defer { condition.unlock() }
-        while (!pending.isEmpty || busy), failure == nil { condition.wait() }
+        while !pending.isEmpty || busy, failure == nil { condition.wait() }
         if let failure { throw failure }
         return (hasher, size)
     }

@@ -32,12 +32,16 @@ public struct Boxstack: AsyncParsableCommand {
     @OptionGroup(title: "Box options")
     var box: BoxOptions
 
-    @Option(name: .customLong("keep-root"), help: ArgumentHelp(
-        "After the build, stash the image's root tree as NAME[:TAG].", valueName: "name[:tag]"))
+    @Option(
+        name: .customLong("keep-root"),
+        help: ArgumentHelp(
+            "After the build, stash the image's root tree as NAME[:TAG].", valueName: "name[:tag]"))
     var keepRoot: String?
 
-    @Argument(parsing: .postTerminator, help: ArgumentHelp(
-        "KIWI arguments, after '--'.", valueName: "kiwi-arguments"))
+    @Argument(
+        parsing: .postTerminator,
+        help: ArgumentHelp(
+            "KIWI arguments, after '--'.", valueName: "kiwi-arguments"))
     var kiwiArguments: [String] = []
 
     public init() {}

@@ -58,7 +58,8 @@ public final class ChildProcess: @unchecked Sendable {
         let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer { for entry in envp ?? [] { free(entry) } }
         var child: pid_t = 0
-        let result = envp.map { posix_spawn(&child, executable, &actions, &attributes, argv, $0) }
+        let result =
+            envp.map { posix_spawn(&child, executable, &actions, &attributes, argv, $0) }
             ?? posix_spawn(&child, executable, &actions, &attributes, argv, environ)
         guard result == 0 else {
             throw BoxstackError(.processFailed, "Cannot start \(arguments[0]): \(String(cString: strerror(result))).")

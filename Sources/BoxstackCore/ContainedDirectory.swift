@@ -2,7 +2,7 @@ import CLibC
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A directory that path resolution cannot leave: every path below it is resolved by the kernel with
@@ -67,7 +67,7 @@ public final class ContainedDirectory: @unchecked Sendable {
         let flags = BOXSTACK_O_PATH | O_DIRECTORY | O_CLOEXEC
         do throws(PathError) {
             return try open(components, flags: flags)
-        } catch where error.code == ENOENT && mode != nil {
+        } catch  where error.code == ENOENT && mode != nil {
             // Create the missing tail one directory at a time; each step is resolved from the root again.
             var parent = try open([], flags: flags)
             for count in 1...components.count {

@@ -2,7 +2,7 @@ import CLibC
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Listing and removing directory trees through descriptors: nothing is resolved by path, no

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// This machine's architecture as the kernel names it (`uname -m`: `x86_64`, `aarch64`, `s390x`,

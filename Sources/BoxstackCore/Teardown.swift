@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Clean-ups that must run however the controller ends: success, failure, Ctrl-C or SIGTERM.

@@ -55,7 +55,8 @@ public struct GuestAgent: Sendable {
         guard hello.agentVersion == Self.protocolVersion else {
             throw BoxstackError(
                 .guestFailed,
-                "The box's boxstack agent speaks protocol version \(hello.agentVersion), but this boxstack speaks version \(Self.protocolVersion); rebuild the box with this boxstack's Scripts/build-box, or use a boxstack that matches the box.")
+                "The box's boxstack agent speaks protocol version \(hello.agentVersion), but this boxstack speaks version \(Self.protocolVersion); rebuild the box with this boxstack's Scripts/build-box, or use a boxstack that matches the box."
+            )
         }
         return hello
     }
@@ -136,7 +137,8 @@ public struct GuestAgent: Sendable {
 
     /// Writes `data` to `path` in the box (mode 0644), through the channel: for small files only.
     public func writeFile(_ data: Data, to path: String) throws {
-        let result = try session.run(ShellQuote.join(["sh", "-c", "umask 022 && mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\"", "sh", path]), input: .data(data))
+        let result = try session.run(
+            ShellQuote.join(["sh", "-c", "umask 022 && mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\"", "sh", path]), input: .data(data))
         guard result.status.isSuccess else {
             throw BoxstackError(.guestFailed, "Writing \(path) in the box failed (\(result.status)): \(result.errorOutput)")
         }

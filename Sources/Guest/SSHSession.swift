@@ -153,7 +153,8 @@ public final class SSHSession: @unchecked Sendable {
         let waited = Int((ContinuousClock.now - started).seconds.rounded())
         throw BoxstackError(
             .timeout,
-            "The SSH server at \(endpoint) did not let boxstack in within \(waited) s (last attempt: \(lastReason)); the box did not finish booting or its sshd is not running.")
+            "The SSH server at \(endpoint) did not let boxstack in within \(waited) s (last attempt: \(lastReason)); the box did not finish booting or its sshd is not running."
+        )
     }
 
     /// `waitUntilReachable` without blocking the caller's task; cancelling the task stops the wait.
@@ -222,10 +223,11 @@ public final class SSHSession: @unchecked Sendable {
         guard offeredKey.hasSamePublicKey(as: pinnedKey) else {
             ssh_disconnect(handle)
             ssh_free(handle)
-            throw .permanent(BoxstackError(
-                .permission,
-                "The SSH server at \(endpoint.host):\(endpoint.port) offered host key \(offeredKey.fingerprint), but the pinned host key is \(pinnedKey.fingerprint); boxstack refuses to log in (another server holds the port, or the box did not install its per-run host key)."
-            ))
+            throw .permanent(
+                BoxstackError(
+                    .permission,
+                    "The SSH server at \(endpoint.host):\(endpoint.port) offered host key \(offeredKey.fingerprint), but the pinned host key is \(pinnedKey.fingerprint); boxstack refuses to log in (another server holds the port, or the box did not install its per-run host key)."
+                ))
         }
         let result = ssh_userauth_publickey(handle, nil, identity.handle)
         guard result == SSH_AUTH_SUCCESS.rawValue else {
@@ -233,10 +235,11 @@ public final class SSHSession: @unchecked Sendable {
             ssh_disconnect(handle)
             ssh_free(handle)
             if result == SSH_AUTH_DENIED.rawValue || result == SSH_AUTH_PARTIAL.rawValue {
-                throw .permanent(BoxstackError(
-                    .permission,
-                    "The SSH server at \(endpoint) refused the login key \(endpoint.privateKeyPath); the box did not install the per-run authorized_keys."
-                ))
+                throw .permanent(
+                    BoxstackError(
+                        .permission,
+                        "The SSH server at \(endpoint) refused the login key \(endpoint.privateKeyPath); the box did not install the per-run authorized_keys."
+                    ))
             }
             throw .retryable("login failed: \(reason)", silent: false)
         }

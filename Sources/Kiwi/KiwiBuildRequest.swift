@@ -97,7 +97,8 @@ public struct KiwiBuildRequest: Sendable, Equatable {
             if let offending = passed.first(where: { !createOptions.contains($0.option.name) }) {
                 throw BoxstackError(
                     .invalidArgument,
-                    "\(offending.option.name) needs --description: a rebuild from a stash alone runs kiwi-ng system create, which takes only --signing-key.")
+                    "\(offending.option.name) needs --description: a rebuild from a stash alone runs kiwi-ng system create, which takes only --signing-key."
+                )
             }
         }
         if let description {

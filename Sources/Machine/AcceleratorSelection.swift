@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The accelerator chosen for a run, and the one-line notice to show when it is not KVM.
@@ -51,7 +51,9 @@ public struct AcceleratorSelector: Sendable {
             return tcg("\(kvmDevice) \(reason), so the box runs under TCG emulation, which is slower (add yourself to group kvm to fix it)")
         }
         if kvmBootsGuests(architecture: architecture, kernel: probeKernel) { return AcceleratorChoice(accelerator: .kvm, notice: nil) }
-        return tcg("\(kvmDevice) exists but a probe guest did not boot under KVM within \(probeTimeoutSeconds) s, so the box runs under TCG emulation, which is slower")
+        return tcg(
+            "\(kvmDevice) exists but a probe guest did not boot under KVM within \(probeTimeoutSeconds) s, so the box runs under TCG emulation, which is slower"
+        )
     }
 
     private func tcg(_ notice: String) -> AcceleratorChoice {
@@ -60,7 +62,8 @@ public struct AcceleratorSelector: Sendable {
 
     /// The cached verdict for this boot of the host, else a fresh probe (whose verdict is then cached).
     func kvmBootsGuests(architecture: MachineArchitecture, kernel: String) -> Bool {
-        let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+        let bootID =
+            (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown-boot"
         let cacheFile = "\(cacheDirectory)/kvm-probe-\(architecture.name)-\(bootID)"
         if let cached = try? String(contentsOfFile: cacheFile, encoding: .utf8) {

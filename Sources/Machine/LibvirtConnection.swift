@@ -4,7 +4,7 @@ import Foundation
 import XML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An open connection to a libvirt daemon, through libvirt's C API.

@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A boxstack domain started by `DomainLauncher`.

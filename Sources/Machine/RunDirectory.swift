@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The private directory of one boxed run (mode 0700): overlay, keys, seed share, console log, sockets.

@@ -203,7 +203,8 @@ public struct ImageIndex: Codable, Hashable, Sendable {
     public static func nestedTooDeep(_ digest: ContentDigest, in place: String) -> BoxstackError {
         BoxstackError(
             .invalidData,
-            "the image index \(digest) in \(place) is nested below \(maximumNestingDepth) other indexes; boxstack follows at most \(maximumNestingDepth) levels of indexes.")
+            "the image index \(digest) in \(place) is nested below \(maximumNestingDepth) other indexes; boxstack follows at most \(maximumNestingDepth) levels of indexes."
+        )
     }
 }
 
@@ -249,8 +250,13 @@ public struct ImageConfig: Codable, Hashable, Sendable {
         public init(labels: [String: String]? = nil) { self.labels = labels }
 
         enum CodingKeys: String, CodingKey {
-            case user = "User", env = "Env", entrypoint = "Entrypoint", cmd = "Cmd"
-            case workingDir = "WorkingDir", labels = "Labels", stopSignal = "StopSignal"
+            case user = "User"
+            case env = "Env"
+            case entrypoint = "Entrypoint"
+            case cmd = "Cmd"
+            case workingDir = "WorkingDir"
+            case labels = "Labels"
+            case stopSignal = "StopSignal"
         }
     }
 

@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An OCI image-layout directory: `oci-layout`, `index.json` and content-addressed `blobs/sha256/<hex>`.
@@ -218,7 +218,8 @@ public struct OCILayout: Sendable {
             let candidates = nested.manifests.filter { MediaType.manifests.contains($0.mediaType) || MediaType.indexes.contains($0.mediaType) }
             let chosen = candidates.first { architecture == nil || $0.platform?.architecture == architecture }
             guard let chosen else {
-                throw BoxstackError(.notFound, "the image index \(descriptor.digest) in \(path) has no manifest for \(architecture ?? "any platform").")
+                throw BoxstackError(
+                    .notFound, "the image index \(descriptor.digest) in \(path) has no manifest for \(architecture ?? "any platform").")
             }
             return try resolveManifest(chosen, architecture: architecture, indexesAbove: indexesAbove + 1)
         }

@@ -2,7 +2,7 @@ import BoxstackCore
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A byte range of a file as an async sequence of buffers, so uploads stream without loading the file.

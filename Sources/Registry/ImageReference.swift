@@ -123,7 +123,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             var end = index
             while end < bytes.count, !isAlphanumeric(bytes[end]) { end += 1 }
             let separator = String(decoding: bytes[index..<end], as: UTF8.self)
-            let allowed = separator == "." || separator == "_" || separator == "__"
+            let allowed =
+                separator == "." || separator == "_" || separator == "__"
                 || separator.allSatisfy { $0 == "-" }
             guard allowed else { return false }
             index = end

@@ -3,7 +3,7 @@ import Foundation
 import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Copies images between an `OCILayout` and a registry, blob by blob, with bounded parallelism.

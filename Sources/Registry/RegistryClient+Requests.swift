@@ -98,7 +98,8 @@ extension RegistryClient {
             guard redirects < RegistryURLPolicy.maximumRedirects else {
                 throw BoxstackError(
                     .network,
-                    "the registry \(registry) redirected more than \(RegistryURLPolicy.maximumRedirects) times while \(activity); its storage setup is broken.")
+                    "the registry \(registry) redirected more than \(RegistryURLPolicy.maximumRedirects) times while \(activity); its storage setup is broken."
+                )
             }
             redirects += 1
             // Read the redirect's body so its connection can serve the next request.
@@ -240,11 +241,13 @@ extension RegistryClient {
             let source = credentials.source.map { " from \($0)" } ?? ""
             return BoxstackError(
                 .permission,
-                "the registry \(registry) rejected the credentials of user \(credentials.username)\(source) for \(scope); check the user name and password.")
+                "the registry \(registry) rejected the credentials of user \(credentials.username)\(source) for \(scope); check the user name and password."
+            )
         }
         return BoxstackError(
             .permission,
-            "the registry \(registry) requires authentication for \(scope); add credentials for \(registry) to $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json (e.g. with `skopeo login`).")
+            "the registry \(registry) requires authentication for \(scope); add credentials for \(registry) to $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json (e.g. with `skopeo login`)."
+        )
     }
 
     // MARK: Helpers
@@ -284,7 +287,8 @@ extension RegistryClient {
             }
             var errors: [Item]?
         }
-        let messages = (try? JSONDecoder().decode(ErrorList.self, from: body))?.errors?
+        let messages =
+            (try? JSONDecoder().decode(ErrorList.self, from: body))?.errors?
             .map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") } ?? []
         let reason = messages.isEmpty ? "" : " (\(Terminal.sanitized(messages.joined(separator: "; "))))"
         switch status {
@@ -293,7 +297,8 @@ extension RegistryClient {
         case .unauthorized, .forbidden:
             return BoxstackError(.permission, "the registry \(registry) refused \(what) with \(status.code)\(reason).")
         default:
-            return BoxstackError(.network, "the registry \(registry) answered \(status.code) \(Terminal.sanitized(status.reasonPhrase)) for \(what)\(reason).")
+            return BoxstackError(
+                .network, "the registry \(registry) answered \(status.code) \(Terminal.sanitized(status.reasonPhrase)) for \(what)\(reason).")
         }
     }
 }

@@ -8,7 +8,7 @@ import NIOSSL
 import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counters of what a `RegistryClient` did, for logs and for tests that check nothing was re-sent.
@@ -186,7 +186,8 @@ public final class RegistryClient: Sendable {
         guard MediaType.manifests.contains(mediaType) || MediaType.indexes.contains(mediaType) else {
             throw BoxstackError(
                 .unsupported,
-                "\(registry)/\(repository):\(reference) has a manifest of type \(Terminal.quoted(mediaType)); only OCI and Docker v2 schema 2 images are supported.")
+                "\(registry)/\(repository):\(reference) has a manifest of type \(Terminal.quoted(mediaType)); only OCI and Docker v2 schema 2 images are supported."
+            )
         }
         guard let platform, MediaType.indexes.contains(mediaType) else { return (body, mediaType, digest) }
         guard indexesAbove < ImageIndex.maximumNestingDepth else {
@@ -289,7 +290,8 @@ public final class RegistryClient: Sendable {
                     if let size, received > size {
                         throw BoxstackError(
                             .checksumMismatch,
-                            "the blob \(digest) from \(self.registry)/\(repository) is larger than its \(size) bytes; it is corrupt and was not stored.")
+                            "the blob \(digest) from \(self.registry)/\(repository) is larger than its \(size) bytes; it is corrupt and was not stored."
+                        )
                     }
                     try buffer.withUnsafeReadableBytes { bytes in
                         hasher.update(bufferPointer: bytes)
@@ -352,7 +354,8 @@ public final class RegistryClient: Sendable {
         let activity = "uploading the blob \(digest) to \(repository)"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Length", value: "0")
-        let started = try await request(.POST, start, scope: scope, headers: headers, activity: "starting the upload of blob \(digest) to \(repository)")
+        let started = try await request(
+            .POST, start, scope: scope, headers: headers, activity: "starting the upload of blob \(digest) to \(repository)")
         if started.status == .created {
             state.withValue { $0.statistics.blobsMounted += 1 }
             progress?(size)

@@ -72,7 +72,8 @@ public struct RegistryCredentials: Sendable, Equatable {
 
     /// Keys to try, most specific first.
     static func candidateKeys(registry: String, repository: String?) -> [String] {
-        let hosts = registry == ImageReference.dockerHub
+        let hosts =
+            registry == ImageReference.dockerHub
             ? [ImageReference.dockerHub, "index.docker.io", "registry-1.docker.io"] : [registry]
         var keys: [String] = []
         for host in hosts {

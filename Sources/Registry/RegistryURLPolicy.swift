@@ -37,7 +37,8 @@ struct RegistryURLPolicy: Sendable {
         guard let scheme = components?.scheme?.lowercased(), mayContact(scheme) else {
             throw BoxstackError(
                 .unsupported,
-                "the registry \(registry) asks for a token from \(Terminal.quoted(realm)), which boxstack does not contact: it sends credentials to \(Self.schemeRule).")
+                "the registry \(registry) asks for a token from \(Terminal.quoted(realm)), which boxstack does not contact: it sends credentials to \(Self.schemeRule)."
+            )
         }
         guard let components, components.host?.isEmpty == false else {
             throw BoxstackError(.invalidData, "the registry \(registry) names an invalid token service \(Terminal.quoted(realm)).")
@@ -57,7 +58,8 @@ struct RegistryURLPolicy: Sendable {
         guard mayContact(scheme) else {
             throw BoxstackError(
                 .unsupported,
-                "the registry \(registry) sent boxstack to \(Terminal.quoted(location)) while \(activity), which it does not follow: it follows \(Self.schemeRule).")
+                "the registry \(registry) sent boxstack to \(Terminal.quoted(location)) while \(activity), which it does not follow: it follows \(Self.schemeRule)."
+            )
         }
         return url.absoluteString
     }

@@ -102,7 +102,8 @@ struct TransferWatchdog: Sendable {
                 let moved = bytes == 0 ? "nothing" : "only \(bytes) bytes"
                 throw BoxstackError(
                     .timeout,
-                    "the registry \(registry) stalled while \(activity): \(moved) moved in \(stall.spoken); check the network, or allow longer stalls with \(RegistryTimeouts.stallVariable) (seconds).")
+                    "the registry \(registry) stalled while \(activity): \(moved) moved in \(stall.spoken); check the network, or allow longer stalls with \(RegistryTimeouts.stallVariable) (seconds)."
+                )
             }
             plannedWake = min(lastAdvance + stall, end)
             try await Task.sleep(until: plannedWake, clock: .continuous)

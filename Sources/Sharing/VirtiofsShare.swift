@@ -3,7 +3,7 @@ import Foundation
 import Machine
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// virtiofs through a virtiofsd that the controller runs itself.
@@ -45,7 +45,8 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
         if let found = virtiofsdCandidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
         throw BoxstackError(
             .unsupported,
-            "virtiofs sharing needs virtiofsd, which is not installed (looked in \(virtiofsdCandidates.joined(separator: ", "))); install it or use --9p-sharing.")
+            "virtiofs sharing needs virtiofsd, which is not installed (looked in \(virtiofsdCandidates.joined(separator: ", "))); install it or use --9p-sharing."
+        )
     }
 
     /// The `unshare` prefix that runs virtiofsd as the user in a user namespace with the user's subuids;
@@ -63,7 +64,8 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
                 .unsupported, "virtiofs sharing needs subordinate ids for \(name) in \(subuidFile) and \(subgidFile); \(advice).")
         }
         guard Subprocess.which("newuidmap") != nil, Subprocess.which("unshare") != nil else {
-            throw BoxstackError(.unsupported, "virtiofs sharing needs newuidmap and unshare (packages uidmap and util-linux); install them or use --9p-sharing.")
+            throw BoxstackError(
+                .unsupported, "virtiofs sharing needs newuidmap and unshare (packages uidmap and util-linux); install them or use --9p-sharing.")
         }
         return [
             "unshare", "--map-root-user",
@@ -107,14 +109,16 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
         defer { listener.close() }
         let logPath = "\(socketsDirectory)/virtiofsd\(index).log"
         guard FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let log = FileHandle(forWritingAtPath: logPath) else {
+            let log = FileHandle(forWritingAtPath: logPath)
+        else {
             throw BoxstackError(.permission, "cannot write \(logPath).")
         }
         defer { try? log.close() }
 
-        let arguments = prefix + [
-            virtiofsd, "--fd=0", "-o", "source=\(share.hostPath)", "-o", "cache=auto", "-o", "sandbox=namespace", "-o", "xattr",
-        ]
+        let arguments =
+            prefix + [
+                virtiofsd, "--fd=0", "-o", "source=\(share.hostPath)", "-o", "cache=auto", "-o", "sandbox=namespace", "-o", "xattr",
+            ]
         let process = try ChildProcess(
             arguments, standardInput: listener.descriptor, standardOutput: log.fileDescriptor, standardError: log.fileDescriptor)
         processes.withValue { $0.append(process) }
@@ -149,7 +153,8 @@ struct UnixListener {
         var address = sockaddr_un()
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard path.utf8.count < capacity else {
-            throw BoxstackError(.invalidArgument, "the socket path \(path) is longer than \(capacity - 1) bytes; use a shorter cache or runtime directory.")
+            throw BoxstackError(
+                .invalidArgument, "the socket path \(path) is longer than \(capacity - 1) bytes; use a shorter cache or runtime directory.")
         }
         unlink(path)
         descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

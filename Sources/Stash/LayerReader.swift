@@ -4,7 +4,7 @@ import Crypto
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The digests a layer blob must have: the blob's own and, when known, its uncompressed tar's (diffID).
@@ -128,13 +128,15 @@ final class LayerReader {
         guard digest == expected.digest else {
             throw BoxstackError(
                 .checksumMismatch,
-                "\(description): the blob \(path) has the digest \(digest), not \(expected.digest); it was changed after it was stored. Pull or stash it again.")
+                "\(description): the blob \(path) has the digest \(digest), not \(expected.digest); it was changed after it was stored. Pull or stash it again."
+            )
         }
         let diffID = ContentDigest(sha256Hex: tarHash.finalize().hexString)
         if let expectedDiffID = expected.diffID, diffID != expectedDiffID {
             throw BoxstackError(
                 .checksumMismatch,
-                "\(description): the blob \(expected.digest) unpacks to a tar with the diffID \(diffID), not \(expectedDiffID) as its image configuration says.")
+                "\(description): the blob \(expected.digest) unpacks to a tar with the diffID \(diffID), not \(expectedDiffID) as its image configuration says."
+            )
         }
     }
 

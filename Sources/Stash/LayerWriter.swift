@@ -5,7 +5,7 @@ import Foundation
 import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The result of writing one layer blob.
@@ -228,7 +228,8 @@ final class LayerWriter {
         guard input >= 0 else {
             throw BoxstackError(
                 .permission,
-                "cannot read \(sourcePath) (\(String(cString: strerror(errno)))); stash a tree you can read: run as root, or stash from the box with --keep-root.")
+                "cannot read \(sourcePath) (\(String(cString: strerror(errno)))); stash a tree you can read: run as root, or stash from the box with --keep-root."
+            )
         }
         defer { close(input) }
         var remaining = size

@@ -3,7 +3,7 @@ import CLibArchive
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `StashStore.exportStack` wrote.
@@ -302,7 +302,6 @@ private final class StackExporter {
             next[best] += 1
         }
     }
-
 
     /// A header-only copy of `entry` named `path` (a hard link to `hardlink` when given), with numeric owners.
     private func clone(_ entry: OpaquePointer, path: String, hardlink: String?) throws -> OpaquePointer {

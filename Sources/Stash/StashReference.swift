@@ -39,7 +39,8 @@ public struct StashReference: Hashable, Sendable, CustomStringConvertible {
             let hint = suggestion.isEmpty ? "" : " such as \(suggestion)"
             throw BoxstackError(
                 .invalidArgument,
-                "\(Terminal.quoted(name)) is not a valid container name: use lowercase letters, digits and the separators '.', '_', '__', '-' and '/' between them; pass a valid name\(hint) with --container-name.")
+                "\(Terminal.quoted(name)) is not a valid container name: use lowercase letters, digits and the separators '.', '_', '__', '-' and '/' between them; pass a valid name\(hint) with --container-name."
+            )
         }
     }
 

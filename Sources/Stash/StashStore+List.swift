@@ -3,7 +3,7 @@ import Foundation
 import OCI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension StashStore {

@@ -4,7 +4,7 @@ import OCI
 import Registry
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension StashStore {

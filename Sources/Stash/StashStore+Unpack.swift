@@ -37,7 +37,8 @@ extension StashStore {
             guard config.rootfs.diffIDs.count == manifest.layers.count else {
                 throw BoxstackError(
                     .invalidData,
-                    "\(reference) is damaged: its manifest lists \(manifest.layers.count) layers but its configuration \(config.rootfs.diffIDs.count) diffIDs.")
+                    "\(reference) is damaged: its manifest lists \(manifest.layers.count) layers but its configuration \(config.rootfs.diffIDs.count) diffIDs."
+                )
             }
             for (index, layer) in manifest.layers.enumerated() {
                 guard layout.hasBlob(layer.digest) else {
@@ -67,7 +68,8 @@ struct StackedLayer {
         guard digest == digests.digest else {
             throw BoxstackError(
                 .checksumMismatch,
-                "\(description): the blob \(path) has the digest \(digest), not \(digests.digest); it was changed after it was stored. Pull or stash it again.")
+                "\(description): the blob \(path) has the digest \(digest), not \(digests.digest); it was changed after it was stored. Pull or stash it again."
+            )
         }
     }
 }

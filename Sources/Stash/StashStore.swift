@@ -5,7 +5,7 @@ import OCI
 import XML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The local stash store: one OCI image layout per stash name under `directory`, tags as ref names.
@@ -108,7 +108,8 @@ public struct StashStore: Sendable {
             entries: scanned.map(\.entry), recordsExtendedAttributes: true, recordsHardlinks: true)
         let architecture = TreeArchitecture.detect(root: root)
 
-        return try writeStash(reference: reference, manifest: manifest, compression: compression, architecture: architecture,
+        return try writeStash(
+            reference: reference, manifest: manifest, compression: compression, architecture: architecture,
             description: description, createdBy: "boxstack stash --root \(root)"
         ) { writer, changed, whiteouts in
             var byPath: [String: Int] = [:]
@@ -160,54 +161,42 @@ public struct StashStore: Sendable {
         return try writeStash(
             reference: reference, manifest: manifest, compression: compression, architecture: architecture,
             description: nil, createdBy: "boxstack stash (boxed)", deletedOverride: deleted,
-            descriptionFromLayer: { description }
-        ) { writer, _, whiteouts in
-            guard let reader = archive_read_new() else { throw BoxstackError(.internalError, "libarchive could not allocate a reader.") }
-            defer { archive_read_free(reader) }
-            archive_read_support_format_tar(reader)
-            archive_read_support_format_empty(reader)
-            archive_read_support_filter_all(reader)
-            guard archive_read_open_filename(reader, tarPath, 1 << 20) == ARCHIVE_OK else {
-                let message = archive_error_string(reader).map { String(cString: $0) } ?? "unknown error"
-                throw BoxstackError(.invalidData, "cannot read the exported tree \(tarPath): \(message).")
-            }
-            var pending = whiteouts[...]
-            var entry: OpaquePointer?
-            while true {
-                let status = archive_read_next_header(reader, &entry)
-                if status == ARCHIVE_EOF { break }
-                guard status >= ARCHIVE_WARN, let entry else {
-                    let message = archive_error_string(reader).map { String(cString: $0) } ?? "unknown error"
-                    throw BoxstackError(.invalidData, "the exported tree \(tarPath) is damaged: \(message).")
-                }
-                let rawName = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
-                let path: String
-                do throws(LayerPath.UnsafeName) { path = try LayerPath.normalized(rawName) } catch {
-                    throw BoxstackError(.invalidData, "the exported tree \(tarPath) has the entry \(Terminal.quoted(rawName)): \(error.reason).")
-                }
-                if path.isEmpty { continue }
-                while let next = pending.first, TreeManifest.precedes(LayerPath.whiteoutName(next), path) {
-                    try writer.writeWhiteout(for: next)
-                    pending.removeFirst()
-                }
-                archive_entry_copy_pathname(entry, path)
-                if let link = archive_entry_hardlink(entry) {
-                    let rawTarget = String(cString: link)
-                    guard let target = try? LayerPath.normalized(rawTarget), !target.isEmpty else {
+            descriptionFromLayer: { description },
+            writeLayer: { writer, _, whiteouts in
+                let reader = try LayerReader(path: tarPath, description: "the exported tree \(tarPath)", expected: nil)
+                var pending = whiteouts[...]
+                while let entry = try reader.next() {
+                    let rawName = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+                    let path: String
+                    do throws(LayerPath.UnsafeName) { path = try LayerPath.normalized(rawName) } catch {
                         throw BoxstackError(
-                            .invalidData, "the exported tree \(tarPath) links \(Terminal.quoted(rawName)) to \(Terminal.quoted(rawTarget)), outside the tree.")
+                            .invalidData, "the exported tree \(tarPath) has the entry \(Terminal.quoted(rawName)): \(error.reason).")
                     }
-                    archive_entry_copy_hardlink(entry, target)
+                    if path.isEmpty { continue }
+                    while let next = pending.first, TreeManifest.precedes(LayerPath.whiteoutName(next), path) {
+                        try writer.writeWhiteout(for: next)
+                        pending.removeFirst()
+                    }
+                    archive_entry_copy_pathname(entry, path)
+                    if let link = archive_entry_hardlink(entry) {
+                        let rawTarget = String(cString: link)
+                        guard let target = try? LayerPath.normalized(rawTarget), !target.isEmpty else {
+                            throw BoxstackError(
+                                .invalidData,
+                                "the exported tree \(tarPath) links \(Terminal.quoted(rawName)) to \(Terminal.quoted(rawTarget)), outside the tree.")
+                        }
+                        archive_entry_copy_hardlink(entry, target)
+                    }
+                    archive_entry_set_uname(entry, nil)
+                    archive_entry_set_gname(entry, nil)
+                    let capture: ((Data) -> Void)? =
+                        path == "image/config.xml"
+                        ? { data in description = try? DescriptionInfo(document: XMLDocument(data: data, name: "image/config.xml")) } : nil
+                    try writer.write(entry: entry, contentFrom: reader.archive, capture: capture)
                 }
-                archive_entry_set_uname(entry, nil)
-                archive_entry_set_gname(entry, nil)
-                let capture: ((Data) -> Void)? =
-                    path == "image/config.xml"
-                    ? { data in description = try? DescriptionInfo(document: XMLDocument(data: data, name: "image/config.xml")) } : nil
-                try writer.write(entry: entry, contentFrom: reader, capture: capture)
-            }
-            for path in pending { try writer.writeWhiteout(for: path) }
-        }
+                try reader.finish()
+                for path in pending { try writer.writeWhiteout(for: path) }
+            })
     }
 
     /// Writes whiteouts and entries merged in layer order; `writeEntry` writes one changed path.

@@ -4,7 +4,7 @@ import Crypto
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One scanned entry: its comparable metadata plus the `stat` the layer writer needs.
@@ -43,7 +43,8 @@ struct TreeScanner {
     private func unreadable(_ path: String, _ code: Int32) -> BoxstackError {
         BoxstackError(
             .permission,
-            "cannot read \(path) (\(String(cString: strerror(code)))); stash a tree you can read: run as root, or stash from the box with --keep-root.")
+            "cannot read \(path) (\(String(cString: strerror(code)))); stash a tree you can read: run as root, or stash from the box with --keep-root."
+        )
     }
 
     /// Scans the directory open as `descriptor` (closing it), appending entries below `relative`.
@@ -75,7 +76,9 @@ struct TreeScanner {
             var entry = try makeEntry(path: path, name: name, directory: descriptor, status: status)
             if entry.kind != .directory, status.st_nlink > 1 {
                 let key = InodeKey(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
-                if let first = inodes[key] { entry.hardlinkGroup = first } else {
+                if let first = inodes[key] {
+                    entry.hardlinkGroup = first
+                } else {
                     inodes[key] = path
                     entry.hardlinkGroup = path
                 }

@@ -4,7 +4,7 @@ import CLibC
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What an unpack could not restore (only ever non-zero when not running as root).
@@ -292,7 +292,9 @@ final class TreeUnpacker {
                 attributes.append((String(cString: name), value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
             }
         }
-        for (type, attribute) in [(ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"), (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default")] {
+        for (type, attribute) in [
+            (ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"), (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default"),
+        ] {
             if let value = PosixACL.attribute(entry, type: type), !attributes.contains(where: { $0.0 == attribute }) {
                 attributes.append((attribute, value))
             }
@@ -409,7 +411,7 @@ final class TreeUnpacker {
     private func existingDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32? {
         do throws(ContainedDirectory.PathError) {
             return try root.openDirectory(components(path), creatingWithMode: nil)
-        } catch where error.code == ENOENT || error.code == ENOTDIR {
+        } catch  where error.code == ENOENT || error.code == ENOTDIR {
             return nil
         } catch {
             throw refuse(raw, layer, error)

@@ -163,7 +163,8 @@ final class XMLErrorCollector: @unchecked Sendable {
         xmlSetStructuredErrorFunc(context) { context, error in
             guard let context, let error else { return }
             let collector = Unmanaged<XMLErrorCollector>.fromOpaque(context).takeUnretainedValue()
-            let message = error.pointee.message.map { String(cString: $0) }?
+            let message =
+                error.pointee.message.map { String(cString: $0) }?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "error"
             let file = error.pointee.file.map { String(cString: $0) }
             let location = file.map { "\($0):\(error.pointee.line)" } ?? "line \(error.pointee.line)"

@@ -56,7 +56,9 @@ struct BoxCatalogTests {
         #expect(debian.description == "my own debian" && debian.memory == 512 << 20)
         #expect(debian.architectures.map(\.arch) == ["x86_64"])
         #expect(try debian.architecture("x86_64").source == .directory("/srv/boxes"))
-        #expect(try catalog.box(named: "extra").architecture("x86_64").source == .directory(URL(fileURLWithPath: temporary.path + "/mine").standardizedFileURL.path))
+        #expect(
+            try catalog.box(named: "extra").architecture("x86_64").source
+                == .directory(URL(fileURLWithPath: temporary.path + "/mine").standardizedFileURL.path))
         #expect(throws: BoxstackError.self) { try debian.architecture("aarch64") }
     }
 
@@ -91,10 +93,14 @@ struct BoxCatalogTests {
         BadCatalog(yaml: validEntry.replacingOccurrences(of: "memory: 2G", with: "memory: lots"), line: 3, field: "boxes[0] (demo).memory"),
         BadCatalog(yaml: validEntry.replacingOccurrences(of: "cpus: 2", with: "cpus: two"), line: 4, field: "boxes[0] (demo).cpus"),
         BadCatalog(yaml: validEntry.replacingOccurrences(of: "    console: ttyS0\n", with: ""), line: 2, field: "boxes[0] (demo).console"),
-        BadCatalog(yaml: validEntry.replacingOccurrences(of: "disk: d.qcow2", with: "disc: d.qcow2"), line: 11, field: "boxes[0] (demo).arch.x86_64.disc"),
-        BadCatalog(yaml: validEntry.replacingOccurrences(of: "https://example.org", with: "ftp://example.org"), line: 8, field: "boxes[0] (demo).arch.x86_64.source"),
+        BadCatalog(
+            yaml: validEntry.replacingOccurrences(of: "disk: d.qcow2", with: "disc: d.qcow2"), line: 11, field: "boxes[0] (demo).arch.x86_64.disc"),
+        BadCatalog(
+            yaml: validEntry.replacingOccurrences(of: "https://example.org", with: "ftp://example.org"), line: 8,
+            field: "boxes[0] (demo).arch.x86_64.source"),
         BadCatalog(yaml: validEntry.replacingOccurrences(of: "x86_64:", with: "sparc:"), line: 7, field: "boxes[0] (demo).arch.sparc"),
-        BadCatalog(yaml: validEntry.replacingOccurrences(of: "kernel: k", with: "kernel: ../k"), line: 9, field: "boxes[0] (demo).arch.x86_64.kernel"),
+        BadCatalog(
+            yaml: validEntry.replacingOccurrences(of: "kernel: k", with: "kernel: ../k"), line: 9, field: "boxes[0] (demo).arch.x86_64.kernel"),
         BadCatalog(yaml: validEntry.replacingOccurrences(of: "boxes:", with: "box:"), line: 1, field: "(top level).box"),
     ])
     func malformedCatalogNamesFileLineAndField(bad: BadCatalog) throws {
@@ -132,10 +138,12 @@ struct BoxSourceTests {
     }
 
     @Test func ociReferencesParse() throws {
-        #expect(try BoxSource.parse("oci://127.0.0.1:5000/boxes/debian:1.0", relativeTo: "/")
-            == .oci(registry: "127.0.0.1:5000", repository: "boxes/debian", reference: "1.0"))
-        #expect(try BoxSource.parse("oci://ghcr.io/boxstack/box", relativeTo: "/")
-            == .oci(registry: "ghcr.io", repository: "boxstack/box", reference: "latest"))
+        #expect(
+            try BoxSource.parse("oci://127.0.0.1:5000/boxes/debian:1.0", relativeTo: "/")
+                == .oci(registry: "127.0.0.1:5000", repository: "boxes/debian", reference: "1.0"))
+        #expect(
+            try BoxSource.parse("oci://ghcr.io/boxstack/box", relativeTo: "/")
+                == .oci(registry: "ghcr.io", repository: "boxstack/box", reference: "latest"))
     }
 
     @Test func otherSchemesAndPaths() throws {

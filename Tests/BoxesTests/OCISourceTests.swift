@@ -49,9 +49,10 @@ final class OCIBoxFixture: @unchecked Sendable {
         for name in files.keys.sorted() {
             let bytes = files[name] ?? Data()
             try bytes.write(to: URL(fileURLWithPath: "\(staging)/\(name)"))
-            layers.append(Descriptor(
-                mediaType: "application/octet-stream", digest: .of(bytes), size: Int64(bytes.count),
-                annotations: [AnnotationKey.title: name]))
+            layers.append(
+                Descriptor(
+                    mediaType: "application/octet-stream", digest: .of(bytes), size: Int64(bytes.count),
+                    annotations: [AnnotationKey.title: name]))
         }
         var manifest = Manifest(config: config, layers: layers)
         manifest.artifactType = Self.artifactType
@@ -157,8 +158,9 @@ struct OCISourceTests {
         let newInitrd = randomBytes(3 << 20)
         files[OCIBoxFixture.initrd] = newInitrd
         try await fixture.publish(files)
-        #expect(try await fixture.cache.checkForUpdates(box, arch: "x86_64")
-            == .updateAvailable(size: old.size, digest: old.diskDigest, changedFiles: [OCIBoxFixture.initrd]))
+        #expect(
+            try await fixture.cache.checkForUpdates(box, arch: "x86_64")
+                == .updateAvailable(size: old.size, digest: old.diskDigest, changedFiles: [OCIBoxFixture.initrd]))
         let result = try #require(try await fixture.cache.update([box], progress: false).first)
 
         #expect(result.downloadedFiles == [OCIBoxFixture.initrd])

@@ -1,7 +1,7 @@
 import BoxstackCore
-import XML
 import Foundation
 import Testing
+import XML
 
 @Suite struct CoreTests {
     @Test(arguments: [("4G", Int64(4) << 30), ("512M", Int64(512) << 20), ("8GiB", Int64(8) << 30), ("1024", Int64(1024))])
@@ -15,8 +15,9 @@ import Testing
     }
 
     @Test func digestOfKnownData() throws {
-        #expect(ContentDigest.of(Data("abc".utf8)).description
-            == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            ContentDigest.of(Data("abc".utf8)).description
+                == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(ContentDigest("sha256:XYZ") == nil)
     }
 

@@ -29,8 +29,10 @@ import Testing
         }
     }
 
-    @Test(arguments: [["boxes"], ["boxes", "list"], ["boxes", "fetch"], ["boxes", "update"], ["boxes", "rm"], ["boxes", "run"],
-                      ["stash"], ["doctor"], ["gc"]])
+    @Test(arguments: [
+        ["boxes"], ["boxes", "list"], ["boxes", "fetch"], ["boxes", "update"], ["boxes", "rm"], ["boxes", "run"],
+        ["stash"], ["doctor"], ["gc"],
+    ])
     func everySubcommandHasItsOwnHelp(path: [String]) throws {
         let result = try Self.boxstack(path + ["--help"]).check()
         #expect(result.output.contains("USAGE: boxstack \(path.joined(separator: " "))"))
@@ -94,7 +96,8 @@ import Testing
     @Test func boxesFetchHonoursTheArchitecture() throws {
         let directory = try TemporaryDirectory("cli-arch")
         let catalog = directory.file("catalog.yaml")
-        try Data("""
+        try Data(
+            """
             boxes:
               - name: only-x86
                 description: d
@@ -103,7 +106,8 @@ import Testing
                 console: ttyS0
                 arch:
                   x86_64: {source: "file:///nonexistent/", kernel: k, initrd: i, disk: d, cmdline: [rw]}
-            """.utf8).write(to: URL(fileURLWithPath: catalog))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: catalog))
         let result = try Self.boxstack(
             ["boxes", "fetch", "only-x86", "--arch", "aarch64"],
             environment: ["BOXSTACK_CATALOG": catalog, "BOXSTACK_CACHE_DIR": directory.file("cache")])

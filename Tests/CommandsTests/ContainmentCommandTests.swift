@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Containment through the CLI, the way a user meets it: a full file system during `stash unpack`,
@@ -60,12 +60,19 @@ import Glibc
                 [.init("a", .symlink, link: outside, uid: 0, gid: 0), .init("b", .symlink, link: "../outside", uid: 0, gid: 0)],
                 [.init("a/.wh.victim", uid: 0, gid: 0), .init("b/.wh.victim", uid: 0, gid: 0), .init("a/.wh..wh..opq", uid: 0, gid: 0)],
             ],
-            "climb": [[.init("c", .symlink, link: String(repeating: "../", count: 30), uid: 0, gid: 0), .init("c" + outside + "/victim", content: "in", uid: 0, gid: 0)]],
-            "deep": [[
-                .init(deep + "/x", .symlink, link: outside, uid: 0, gid: 0), .init(deep + "/x/victim", content: "x", uid: 0, gid: 0),
-                .init(deep + "/y", .symlink, link: String(repeating: "../", count: 3000), uid: 0, gid: 0),
-                .init(deep + "/y" + outside + "/victim", content: "in", uid: 0, gid: 0),
-            ]],
+            "climb": [
+                [
+                    .init("c", .symlink, link: String(repeating: "../", count: 30), uid: 0, gid: 0),
+                    .init("c" + outside + "/victim", content: "in", uid: 0, gid: 0),
+                ]
+            ],
+            "deep": [
+                [
+                    .init(deep + "/x", .symlink, link: outside, uid: 0, gid: 0), .init(deep + "/x/victim", content: "x", uid: 0, gid: 0),
+                    .init(deep + "/y", .symlink, link: String(repeating: "../", count: 3000), uid: 0, gid: 0),
+                    .init(deep + "/y" + outside + "/victim", content: "in", uid: 0, gid: 0),
+                ]
+            ],
             "final": [[.init("f", .symlink, link: outside + "/victim", uid: 0, gid: 0)], [.init("f", content: "mine", uid: 0, gid: 0)]],
             "names": [[.init(".wh..", uid: 0, gid: 0)]],
         ]

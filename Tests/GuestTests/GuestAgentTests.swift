@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Guest
-import Testing
 import TestSupport
+import Testing
 
 /// The real agent script, run through a real sshd on this host.
 @Suite("guest agent protocol against Boxes/agent/boxstack-agent")

@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Guest
-import Testing
 import TestSupport
+import Testing
 
 @Suite("sshfs bridge: an exec channel joined to a local sftp-server")
 struct SFTPBridgeTests {

@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Guest
-import Testing
 import TestSupport
+import Testing
 
 @Suite("ed25519 key pairs made with libssh")
 struct SSHKeyPairTests {

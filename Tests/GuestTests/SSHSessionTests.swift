@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Guest
-import Testing
 import TestSupport
+import Testing
 
 @Suite("libssh session against a real sshd")
 struct SSHSessionTests {
@@ -93,7 +93,11 @@ struct SSHSessionTests {
         var received = Data()
         var chunks = 0
         let status = try session.execute(
-            ShellQuote.join(["cat", file]), onStdout: { received.append($0); chunks += 1 }, onStderr: { _ in })
+            ShellQuote.join(["cat", file]),
+            onStdout: {
+                received.append($0)
+                chunks += 1
+            }, onStderr: { _ in })
         #expect(status.isSuccess)
         #expect(received.count == 20_000_000)
         #expect(ContentDigest.of(received) == (try ContentDigest.ofFile(file).digest))

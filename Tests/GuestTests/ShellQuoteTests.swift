@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Guest
-import Testing
 import TestSupport
+import Testing
 
 @Suite("POSIX shell quoting")
 struct ShellQuoteTests {

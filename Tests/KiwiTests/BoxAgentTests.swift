@@ -42,8 +42,10 @@ import Testing
 
     @Test func runPassesDirectoryEnvironmentAndExitCode() throws {
         let workspace = try TemporaryDirectory("agent-run")
-        let result = try agent(["run", "--cwd", workspace.path, "--env", "GREETING=hi there", "--",
-                                "sh", "-c", "echo \"$GREETING\"; pwd; exit 7"])
+        let result = try agent([
+            "run", "--cwd", workspace.path, "--env", "GREETING=hi there", "--",
+            "sh", "-c", "echo \"$GREETING\"; pwd; exit 7",
+        ])
         #expect(result.status == .terminated(code: 7))
         let directory = URL(fileURLWithPath: workspace.path).standardizedFileURL.path
         #expect(result.output == "hi there\n\(directory)\n")
@@ -73,10 +75,13 @@ import Testing
     @Test func treeManifestListsEveryEntryWithLinkTargets() throws {
         let workspace = try TemporaryDirectory("agent-manifest")
         let root = workspace.file("root")
-        try Subprocess.run(["sh", "-c", """
+        try Subprocess.run([
+            "sh", "-c",
+            """
             set -e; mkdir -p "$1/etc" "$1/proc/1" "$1/dev"; printf abc > "$1/etc/file"; chmod 640 "$1/etc/file"
             ln -s file "$1/etc/link"; touch "$1/proc/1/status" "$1/dev/null"
-            """, "sh", root]).check()
+            """, "sh", root,
+        ]).check()
 
         let records = manifestRecords(try agent(["tree-manifest", root]).check().standardOutput)
         #expect(Set(records.keys) == ["etc", "etc/file", "etc/link", "proc", "dev"])
@@ -90,11 +95,14 @@ import Testing
     @Test func exportAndImportKeepSymlinksHardlinksAndModes() throws {
         let workspace = try TemporaryDirectory("agent-roundtrip")
         let source = workspace.file("source")
-        try Subprocess.run(["sh", "-c", """
+        try Subprocess.run([
+            "sh", "-c",
+            """
             set -e; mkdir -p "$1/bin" "$1/secret"; printf '#!/bin/sh\\n' > "$1/bin/tool"; chmod 4755 "$1/bin/tool"
             ln "$1/bin/tool" "$1/bin/tool-again"; ln -s ../bin/tool "$1/secret/link"; chmod 700 "$1/secret"
             printf 'not asked for' > "$1/bin/skipped"
-            """, "sh", source]).check()
+            """, "sh", source,
+        ]).check()
         let list = workspace.file("list")
         try Data(["bin", "bin/tool", "bin/tool-again", "secret", "secret/link"].map { $0 + "\0" }.joined().utf8)
             .write(to: URL(fileURLWithPath: list))

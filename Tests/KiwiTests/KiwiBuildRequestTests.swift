@@ -62,9 +62,11 @@ import Testing
         let usagePart = usage.components(separatedBy: "commands:")[0]
         let pattern = try! NSRegularExpression(pattern: "\\[?(--[a-z][a-z0-9-]*)")
         let range = NSRange(usagePart.startIndex..., in: usagePart)
-        return Set(pattern.matches(in: usagePart, range: range).compactMap {
-            Range($0.range(at: 1), in: usagePart).map { String(usagePart[$0]) }
-        }).subtracting(["--help"])
+        return Set(
+            pattern.matches(in: usagePart, range: range).compactMap {
+                Range($0.range(at: 1), in: usagePart).map { String(usagePart[$0]) }
+            }
+        ).subtracting(["--help"])
     }
 
     @Test func systemBuildTableMatchesInstalledKiwi() throws {

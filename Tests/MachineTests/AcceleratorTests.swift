@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Machine
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct AcceleratorTests {
     @Test func foreignArchitectureRunsUnderTCGWithANotice() throws {
@@ -26,7 +26,10 @@ import TestSupport
         let choice = AcceleratorSelector(cacheDirectory: cache.path, kvmDevice: "/nonexistent/kvm", environment: [:])
             .choose(for: .host, probeKernel: "/unused")
         #expect(choice.accelerator == .tcg)
-        #expect(choice.notice == "notice: /nonexistent/kvm does not exist, so the box runs under TCG emulation, which is slower (add yourself to group kvm to fix it).")
+        #expect(
+            choice.notice
+                == "notice: /nonexistent/kvm does not exist, so the box runs under TCG emulation, which is slower (add yourself to group kvm to fix it)."
+        )
     }
 
     /// The probe's verdict is cached per host boot, so later runs pay nothing for it.

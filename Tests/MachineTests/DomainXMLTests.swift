@@ -2,8 +2,8 @@ import BoxstackCore
 import Foundation
 import Machine
 import Sharing
-import Testing
 import TestSupport
+import Testing
 
 /// One golden domain: an architecture, a sharing backend, online or offline, KVM or TCG.
 struct DomainVariant: CustomTestStringConvertible, Sendable {

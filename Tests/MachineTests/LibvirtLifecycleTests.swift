@@ -1,11 +1,11 @@
 import BoxstackCore
 import Foundation
 import Machine
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A domain that needs no box: no disk, no kernel, so it sits in the firmware until destroyed.

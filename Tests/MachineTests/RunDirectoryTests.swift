@@ -1,8 +1,8 @@
 import BoxstackCore
 import Foundation
 import Machine
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct RunDirectoryTests {
     @Test func runDirectoryIsPrivateAndLockedAgainstOtherProcesses() throws {

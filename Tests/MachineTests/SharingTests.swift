@@ -2,35 +2,39 @@ import BoxstackCore
 import Foundation
 import Machine
 import Sharing
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct SharingTests {
     let shares = [SharedPath(hostPath: "/home/user/description"), SharedPath(hostPath: "/srv/target", guestPath: "/result")]
 
     @Test func ninePMountsEveryShareWithTheLargeMsize() {
-        #expect(NinePShareBackend(shares: shares).guestMountSteps() == [
-            .agent(arguments: ["mount", "9p", "boxstack-share0", "/home/user/description", "512000"]),
-            .agent(arguments: ["mount", "9p", "boxstack-share1", "/result", "512000"]),
-        ])
-        #expect(NinePShareBackend(shares: shares, msize: 65536).guestMountSteps().first
-            == .agent(arguments: ["mount", "9p", "boxstack-share0", "/home/user/description", "65536"]))
+        #expect(
+            NinePShareBackend(shares: shares).guestMountSteps() == [
+                .agent(arguments: ["mount", "9p", "boxstack-share0", "/home/user/description", "512000"]),
+                .agent(arguments: ["mount", "9p", "boxstack-share1", "/result", "512000"]),
+            ])
+        #expect(
+            NinePShareBackend(shares: shares, msize: 65536).guestMountSteps().first
+                == .agent(arguments: ["mount", "9p", "boxstack-share0", "/home/user/description", "65536"]))
     }
 
     @Test func virtiofsAndSSHFSGuestSteps() {
         let virtiofs = VirtiofsShareBackend(shares: shares, socketsDirectory: "/run/x/sockets")
-        #expect(virtiofs.guestMountSteps() == [
-            .agent(arguments: ["mount", "virtiofs", "boxstack-share0", "/home/user/description"]),
-            .agent(arguments: ["mount", "virtiofs", "boxstack-share1", "/result"]),
-        ])
-        #expect(SSHFSShareBackend(shares: shares).guestMountSteps() == [
-            .sftpBridge(hostDirectory: "/home/user/description", guestDirectory: "/home/user/description"),
-            .sftpBridge(hostDirectory: "/srv/target", guestDirectory: "/result"),
-        ])
+        #expect(
+            virtiofs.guestMountSteps() == [
+                .agent(arguments: ["mount", "virtiofs", "boxstack-share0", "/home/user/description"]),
+                .agent(arguments: ["mount", "virtiofs", "boxstack-share1", "/result"]),
+            ])
+        #expect(
+            SSHFSShareBackend(shares: shares).guestMountSteps() == [
+                .sftpBridge(hostDirectory: "/home/user/description", guestDirectory: "/home/user/description"),
+                .sftpBridge(hostDirectory: "/srv/target", guestDirectory: "/result"),
+            ])
     }
 
     @Test func virtiofsWithoutSubordinateIDsFailsEarlySuggesting9p() throws {

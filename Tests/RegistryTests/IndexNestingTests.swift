@@ -23,7 +23,9 @@ import Testing
             }
         }
         #expect(pullError?.code == .invalidData)
-        #expect(pullError?.message.contains("the image index \(tooDeep) in \(registry.address)/app is nested below 4 other indexes") == true, "\(pullError?.message ?? "")")
+        #expect(
+            pullError?.message.contains("the image index \(tooDeep) in \(registry.address)/app is nested below 4 other indexes") == true,
+            "\(pullError?.message ?? "")")
         #expect(try target.tags().isEmpty)
 
         let pushError = await #expect(throws: BoxstackError.self) {

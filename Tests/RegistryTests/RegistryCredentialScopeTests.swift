@@ -1,9 +1,10 @@
 import BoxstackCore
 import Foundation
 import OCI
-@testable import Registry
 import TestSupport
 import Testing
+
+@testable import Registry
 
 /// Which URLs the client contacts on a registry's word, and where its credentials go: against the
 /// fault registry on 127.0.0.1, whose second listener plays another host and logs what it received.

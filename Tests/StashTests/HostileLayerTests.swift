@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Layers written byte by byte (`RawTar`) that try to reach outside the unpack root: through
@@ -95,7 +95,8 @@ import Glibc
     }
 
     @Test func relativeSymlinkOutsideIsRefused() throws {
-        try storeImage("relative", [[RawTar.Member("escape", .symlink, link: "../../outside"), RawTar.Member("escape/victim", content: "overwritten")]])
+        try storeImage(
+            "relative", [[RawTar.Member("escape", .symlink, link: "../../outside"), RawTar.Member("escape/victim", content: "overwritten")]])
         try expectRefused("relative", naming: "escape/victim")
     }
 
@@ -142,7 +143,8 @@ import Glibc
 
     @Test func symlinksInsideTheTreeAreFollowed() throws {
         try storeImage(
-            "inside", [[RawTar.Member("usr/lib", .directory), RawTar.Member("lib", .symlink, link: "usr/lib"), RawTar.Member("lib/file", content: "in")]])
+            "inside",
+            [[RawTar.Member("usr/lib", .directory), RawTar.Member("lib", .symlink, link: "usr/lib"), RawTar.Member("lib/file", content: "in")]])
         #expect(try unpackContained("inside") == nil)
         #expect(file("usr/lib/file") == "in")
     }
@@ -161,12 +163,14 @@ import Glibc
         let deep = Array(repeating: "d", count: 2200).joined(separator: "/")
         try storeImage(
             "deep",
-            [[
-                RawTar.Member(deep + "/x", .symlink, link: String(repeating: "../", count: 3000)),
-                RawTar.Member(deep + "/x/escaped", content: "x"),
-                RawTar.Member(deep + "/y", .symlink, link: outside),
-                RawTar.Member(deep + "/y/victim", content: "overwritten"),
-            ]])
+            [
+                [
+                    RawTar.Member(deep + "/x", .symlink, link: String(repeating: "../", count: 3000)),
+                    RawTar.Member(deep + "/x/escaped", content: "x"),
+                    RawTar.Member(deep + "/y", .symlink, link: outside),
+                    RawTar.Member(deep + "/y/victim", content: "overwritten"),
+                ]
+            ])
         try unpackContained("deep")
         #expect(!FileManager.default.fileExists(atPath: directory.file("escaped")))
     }
@@ -247,11 +251,13 @@ import Glibc
     @Test func leadingSlashesAndDotsAreRelativeToTheRoot() throws {
         try storeImage(
             "names",
-            [[
-                RawTar.Member("/", .directory, mode: 0o755), RawTar.Member("./etc/", .directory),
-                RawTar.Member("/etc/hostname", content: "box"), RawTar.Member("./usr//bin/./tool", content: "t"),
-                RawTar.Member("/tmp-boxstack-absolute-evil", content: "inside"),
-            ]])
+            [
+                [
+                    RawTar.Member("/", .directory, mode: 0o755), RawTar.Member("./etc/", .directory),
+                    RawTar.Member("/etc/hostname", content: "box"), RawTar.Member("./usr//bin/./tool", content: "t"),
+                    RawTar.Member("/tmp-boxstack-absolute-evil", content: "inside"),
+                ]
+            ])
         #expect(try unpackContained("names") == nil)
         #expect(file("etc/hostname") == "box")
         #expect(file("usr/bin/tool") == "t")

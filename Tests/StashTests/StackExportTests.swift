@@ -143,11 +143,15 @@ import Testing
     }
 
     @Test func opaqueDirectoryHidesOnlyLowerContents() throws {
-        try storeImage(name: "opaque", layers: [
-            [("d", "dir", "", ""), ("d/old", "file", "", "old"), ("d/sub", "dir", "", ""), ("d/sub/x", "file", "", "x"),
-             ("e", "dir", "", ""), ("e/stays", "file", "", "s")],
-            [("d", "dir", "", ""), ("d/.wh..wh..opq", "file", "", ""), ("d/new", "file", "", "new")],
-        ])
+        try storeImage(
+            name: "opaque",
+            layers: [
+                [
+                    ("d", "dir", "", ""), ("d/old", "file", "", "old"), ("d/sub", "dir", "", ""), ("d/sub/x", "file", "", "x"),
+                    ("e", "dir", "", ""), ("e/stays", "file", "", "s"),
+                ],
+                [("d", "dir", "", ""), ("d/.wh..wh..opq", "file", "", ""), ("d/new", "file", "", "new")],
+            ])
         let (_, _, extracted) = try expectExportMatchesUnpack([try StashReference(name: "opaque")], comparingTimes: false)
         #expect(FileManager.default.fileExists(atPath: extracted + "/d/new"))
         #expect(!FileManager.default.fileExists(atPath: extracted + "/d/old"))
@@ -156,11 +160,15 @@ import Testing
     }
 
     @Test func hardLinkWhoseTargetIsReplacedKeepsItsOwnLayersContent() throws {
-        try storeImage(name: "links", layers: [
-            [("a", "file", "", "original"), ("b", "hardlink", "a", ""), ("c", "hardlink", "a", ""),
-             ("x", "file", "", "kept"), ("y", "hardlink", "x", "")],
-            [("a", "file", "", "replaced")],
-        ])
+        try storeImage(
+            name: "links",
+            layers: [
+                [
+                    ("a", "file", "", "original"), ("b", "hardlink", "a", ""), ("c", "hardlink", "a", ""),
+                    ("x", "file", "", "kept"), ("y", "hardlink", "x", ""),
+                ],
+                [("a", "file", "", "replaced")],
+            ])
         let (report, tar, extracted) = try expectExportMatchesUnpack([try StashReference(name: "links")], comparingTimes: false)
         #expect(report.hardlinksCopied == 1)
         #expect(try String(contentsOfFile: extracted + "/a", encoding: .utf8) == "replaced")

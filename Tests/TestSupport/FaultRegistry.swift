@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A registry on 127.0.0.1 that misbehaves on purpose (Tests/Support/registry_fault_server.py), serving

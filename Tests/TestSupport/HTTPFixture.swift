@@ -73,10 +73,18 @@ public final class HTTPFixture: @unchecked Sendable {
         let rules: [[String: Any]] = faults.map { path, fault in
             var rule: [String: Any] = ["path": "/" + path]
             switch fault {
-            case .error(let status): rule["action"] = "error"; rule["status"] = status
-            case .truncate(let after): rule["action"] = "truncate"; rule["after"] = after
-            case .drop(let after): rule["action"] = "drop"; rule["after"] = after
-            case .corrupt(let offset): rule["action"] = "corrupt"; rule["after"] = offset
+            case .error(let status):
+                rule["action"] = "error"
+                rule["status"] = status
+            case .truncate(let after):
+                rule["action"] = "truncate"
+                rule["after"] = after
+            case .drop(let after):
+                rule["action"] = "drop"
+                rule["after"] = after
+            case .corrupt(let offset):
+                rule["action"] = "corrupt"
+                rule["after"] = offset
             }
             return rule
         }

@@ -6,8 +6,13 @@ import Foundation
 /// link targets longer than the ustar fields go into a pax extended header.
 public struct RawTar {
     public enum Kind: UInt8 {
-        case file = 0x30, hardlink = 0x31, symlink = 0x32, characterDevice = 0x33, blockDevice = 0x34
-        case directory = 0x35, fifo = 0x36
+        case file = 0x30
+        case hardlink = 0x31
+        case symlink = 0x32
+        case characterDevice = 0x33
+        case blockDevice = 0x34
+        case directory = 0x35
+        case fifo = 0x36
     }
 
     public struct Member {

@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real Debian `docker-registry` (distribution 2.8) listening on 127.0.0.1 with its own config:

@@ -2,7 +2,7 @@ import BoxstackCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Builds small root trees with every kind of entry a stash must keep, and compares trees entry by entry.

@@ -121,7 +121,9 @@ import Testing
         #expect(domain.isActive)
 
         // The printed ssh command gets in, with the pinned host key.
-        let login = try Subprocess.run(["sh", "-c", sshLine.replacingOccurrences(of: "ssh -i", with: "ssh -o BatchMode=yes -i") + " boxstack-agent hello"])
+        let login = try Subprocess.run([
+            "sh", "-c", sshLine.replacingOccurrences(of: "ssh -i", with: "ssh -o BatchMode=yes -i") + " boxstack-agent hello",
+        ])
         #expect(login.output.contains("agent-version=\(GuestAgent.protocolVersion)"), "\(login.errorOutput)")
 
         try cli.run(["gc"]).check()

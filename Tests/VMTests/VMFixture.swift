@@ -88,7 +88,10 @@ enum ProcessTeardown {
     }
 
     static func runAll() {
-        for action in actions.withValue({ actions in defer { actions = [] }; return actions }) { action() }
+        for action in actions.withValue({ actions in
+            defer { actions = [] }
+            return actions
+        }) { action() }
     }
 }
 

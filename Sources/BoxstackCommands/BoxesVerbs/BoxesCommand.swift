@@ -86,8 +86,10 @@ struct BoxesFetch: AsyncParsableCommand {
         try group.root.refuseOptions(for: "boxes fetch", except: ["--arch"])
         try await reportingErrors {
             let box = try BoxCatalog.load().box(named: name)
-            let result = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).fetch(box, arch: group.root.box.requestedArch ?? hostArchitecture, progress: ProgressBar.isTerminal)
-            let fetched = result.downloadedFiles.isEmpty
+            let result = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).fetch(
+                box, arch: group.root.box.requestedArch ?? hostArchitecture, progress: ProgressBar.isTerminal)
+            let fetched =
+                result.downloadedFiles.isEmpty
                 ? "already up to date" : "downloaded \(result.downloadedFiles.joined(separator: ", ")) (\(ByteCount.format(result.downloadedBytes)))"
             print("\(box.name) (\(result.box.arch)): \(fetched); disk \(result.box.diskDigest)")
         }
@@ -111,7 +113,8 @@ struct BoxesUpdate: AsyncParsableCommand {
             let boxes = try name.map { [try catalog.box(named: $0)] } ?? catalog.boxes
             let results = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).update(boxes, progress: ProgressBar.isTerminal)
             for result in results {
-                let what = result.downloadedFiles.isEmpty
+                let what =
+                    result.downloadedFiles.isEmpty
                     ? "up to date" : "updated \(result.downloadedFiles.joined(separator: ", ")) (\(ByteCount.format(result.downloadedBytes)))"
                 print("\(result.box.name) (\(result.box.arch)): \(what)")
             }

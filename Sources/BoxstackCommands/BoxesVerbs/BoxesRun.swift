@@ -12,15 +12,19 @@ struct BoxesRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Boot a box, run a shell command line in it through the agent (default: the agent's hello), and tear it down.",
-        discussion: "The box options of 'boxstack --help' that shape a box apply (--arch, --box-memory, --box-debug, --no-accel, --timeout, --shared-path, ...); the KIWI ones are refused.")
+        discussion:
+            "The box options of 'boxstack --help' that shape a box apply (--arch, --box-memory, --box-debug, --no-accel, --timeout, --shared-path, ...); the KIWI ones are refused."
+    )
 
     @Argument(help: "The box name.")
     var name: String
 
     @ParentCommand var group: BoxesCommand
 
-    @Option(name: .customLong("exec"), help: ArgumentHelp(
-        "A shell command line to run in the box (default: the agent's hello).", valueName: "command-line"))
+    @Option(
+        name: .customLong("exec"),
+        help: ArgumentHelp(
+            "A shell command line to run in the box (default: the agent's hello).", valueName: "command-line"))
     var commandLine: String?
 
     func run() async throws {
@@ -43,7 +47,8 @@ struct BoxesRun: AsyncParsableCommand {
                 session.shutdown()
             }
             let ready = ContinuousClock.now - started
-            FileHandle.standardError.write(Data("boxstack: agent ready after \(ready.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))\n".utf8))
+            FileHandle.standardError.write(
+                Data("boxstack: agent ready after \(ready.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))\n".utf8))
             guard let agent = session.agent else { throw BoxstackError(.internalError, "the box session has no agent.") }
             let argv = commandLine.map { ["sh", "-c", $0] } ?? ["boxstack-agent", "hello"]
             let status = try await agent.run(

@@ -1,6 +1,6 @@
 import ArgumentParser
-import BoxstackCore
 import Boxed
+import BoxstackCore
 import Machine
 import Sharing
 
@@ -66,7 +66,8 @@ extension Boxstack {
         let ignored = given.filter { !applicable.contains($0) }
         guard ignored.isEmpty else {
             let list = ignored.joined(separator: ", ")
-            throw ValidationError("\(list) \(ignored.count == 1 ? "does" : "do") not apply to 'boxstack \(verb)'; leave \(ignored.count == 1 ? "it" : "them") out.")
+            throw ValidationError(
+                "\(list) \(ignored.count == 1 ? "does" : "do") not apply to 'boxstack \(verb)'; leave \(ignored.count == 1 ? "it" : "them") out.")
         }
     }
 }

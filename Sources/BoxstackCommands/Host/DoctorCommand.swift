@@ -53,47 +53,57 @@ struct DoctorCommand: AsyncParsableCommand {
             let connection = try LibvirtConnection(uri: uri)
             checks.append(Check(name: "libvirt", ok: true, detail: "connected to \(connection.uri)"))
         } catch {
-            checks.append(Check(
-                name: "libvirt", ok: false, detail: "\(error)",
-                fix: geteuid() == 0
-                    ? "sudo apt-get install libvirt-daemon-system libvirt-clients && sudo systemctl start libvirtd"
-                    : "sudo apt-get install libvirt-daemon-system libvirt-clients (a user's session daemon starts on demand)"))
+            checks.append(
+                Check(
+                    name: "libvirt", ok: false, detail: "\(error)",
+                    fix: geteuid() == 0
+                        ? "sudo apt-get install libvirt-daemon-system libvirt-clients && sudo systemctl start libvirtd"
+                        : "sudo apt-get install libvirt-daemon-system libvirt-clients (a user's session daemon starts on demand)"))
         }
         for (arch, emulator, package) in [
             ("x86_64", "qemu-system-x86_64", "qemu-system-x86"), ("aarch64", "qemu-system-aarch64", "qemu-system-arm"),
         ] {
             let path = Subprocess.which(emulator)
-            checks.append(Check(
-                name: "qemu-\(arch)", ok: path != nil, detail: path ?? "\(emulator) not found",
-                fix: "sudo apt-get install \(package)"))
+            checks.append(
+                Check(
+                    name: "qemu-\(arch)", ok: path != nil, detail: path ?? "\(emulator) not found",
+                    fix: "sudo apt-get install \(package)"))
         }
         let kvmUsable = FileManager.default.isWritableFile(atPath: "/dev/kvm")
-        checks.append(Check(
-            name: "kvm", ok: kvmUsable,
-            detail: kvmUsable ? "/dev/kvm is usable (boxstack still probes it before relying on it)"
-                : "/dev/kvm is missing or not writable: boxes run under TCG, about 18x slower",
-            fix: "add yourself to the group kvm (sudo usermod -a -G kvm $USER) and log in again"))
+        checks.append(
+            Check(
+                name: "kvm", ok: kvmUsable,
+                detail: kvmUsable
+                    ? "/dev/kvm is usable (boxstack still probes it before relying on it)"
+                    : "/dev/kvm is missing or not writable: boxes run under TCG, about 18x slower",
+                fix: "add yourself to the group kvm (sudo usermod -a -G kvm $USER) and log in again"))
         let virtiofsd = try? VirtiofsShareBackend.findVirtiofsd()
-        checks.append(Check(
-            name: "virtiofsd", ok: virtiofsd != nil, detail: virtiofsd ?? "not found: --virtiofs-sharing is unavailable",
-            fix: "sudo apt-get install qemu-system-common (or use --9p-sharing)"))
+        checks.append(
+            Check(
+                name: "virtiofsd", ok: virtiofsd != nil, detail: virtiofsd ?? "not found: --virtiofs-sharing is unavailable",
+                fix: "sudo apt-get install qemu-system-common (or use --9p-sharing)"))
         do {
             _ = try VirtiofsShareBackend.userNamespacePrefix()
             checks.append(Check(name: "subordinate-ids", ok: true, detail: "this user has subordinate uids and gids"))
         } catch {
-            checks.append(Check(
-                name: "subordinate-ids", ok: false, detail: "\(error)",
-                fix: "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER (virtiofs sharing and Scripts/build-box need them)"))
+            checks.append(
+                Check(
+                    name: "subordinate-ids", ok: false, detail: "\(error)",
+                    fix:
+                        "sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER (virtiofs sharing and Scripts/build-box need them)"
+                ))
         }
         let sftpServer = SFTPBridge.defaultSFTPServer
-        checks.append(Check(
-            name: "sftp-server", ok: FileManager.default.isExecutableFile(atPath: sftpServer),
-            detail: FileManager.default.isExecutableFile(atPath: sftpServer) ? sftpServer : "not found: --sshfs-sharing is unavailable",
-            fix: "sudo apt-get install openssh-sftp-server"))
+        checks.append(
+            Check(
+                name: "sftp-server", ok: FileManager.default.isExecutableFile(atPath: sftpServer),
+                detail: FileManager.default.isExecutableFile(atPath: sftpServer) ? sftpServer : "not found: --sshfs-sharing is unavailable",
+                fix: "sudo apt-get install openssh-sftp-server"))
         let qemuImg = Subprocess.which("qemu-img")
-        checks.append(Check(
-            name: "qemu-img", ok: qemuImg != nil, detail: qemuImg ?? "not found: no per-run overlays",
-            fix: "sudo apt-get install qemu-utils"))
+        checks.append(
+            Check(
+                name: "qemu-img", ok: qemuImg != nil, detail: qemuImg ?? "not found: no per-run overlays",
+                fix: "sudo apt-get install qemu-utils"))
         return checks
     }
 }

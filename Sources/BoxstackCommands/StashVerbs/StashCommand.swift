@@ -31,16 +31,19 @@ struct StashTree: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The root tree to stash.", valueName: "dir"))
     var root: String?
 
-    @Option(name: .customLong("container-name"), help: ArgumentHelp(
-        "The stash name (default: the image name in ROOT/image/config.xml).", valueName: "name"))
+    @Option(
+        name: .customLong("container-name"),
+        help: ArgumentHelp(
+            "The stash name (default: the image name in ROOT/image/config.xml).", valueName: "name"))
     var containerName: String?
 
     @Option(help: ArgumentHelp("The tag.", valueName: "tag"))
     var tag: String = "latest"
 
-    @Option(help: ArgumentHelp(
-        "Layer compression: gzip (what every OCI tool reads, on all cores with pigz) or zstd (faster; needs umoci 0.4.8+, Docker 23+).",
-        valueName: "gzip|zstd"))
+    @Option(
+        help: ArgumentHelp(
+            "Layer compression: gzip (what every OCI tool reads, on all cores with pigz) or zstd (faster; needs umoci 0.4.8+, Docker 23+).",
+            valueName: "gzip|zstd"))
     var compression: StashCompression = .gzip
 
     @Flag(help: "List the stashes: name, tags, layers and creation time of the newest tag, and the size on disk.")
@@ -113,7 +116,8 @@ struct StashListing {
             Swift.print("no stashes in \(store.directory)")
             return
         }
-        let table = [["NAME", "TAGS", "LAYERS", "SIZE", "CREATED"]]
+        let table =
+            [["NAME", "TAGS", "LAYERS", "SIZE", "CREATED"]]
             + rows.map { [$0.name, $0.tags.joined(separator: ","), "\($0.layers)", ByteCount.format($0.size), $0.created ?? "-"] }
         let widths = (0..<5).map { column in table.map { $0[column].count }.max() ?? 0 }
         for line in table {

@@ -13,18 +13,23 @@ struct StashPull: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The image to pull.", valueName: "registry/repo[:tag]"))
     var source: String
 
-    @Option(name: .customLong("as"), help: ArgumentHelp(
-        "The stash to store it as (default: the repository and tag of the image).", valueName: "name[:tag]"))
+    @Option(
+        name: .customLong("as"),
+        help: ArgumentHelp(
+            "The stash to store it as (default: the repository and tag of the image).", valueName: "name[:tag]"))
     var stashAs: String?
 
-    @Option(name: .customLong("tls-verify"), help: ArgumentHelp(
-        "Verify the registry's TLS certificate (127.0.0.1 and localhost use plain HTTP).", valueName: "bool"))
+    @Option(
+        name: .customLong("tls-verify"),
+        help: ArgumentHelp(
+            "Verify the registry's TLS certificate (127.0.0.1 and localhost use plain HTTP).", valueName: "bool"))
     var tlsVerify = true
 
     func run() async throws {
         try await reportingErrors {
             let image = try ImageReference(parsing: source)
-            let target = try stashAs.map { try StashReference(parsing: $0) }
+            let target =
+                try stashAs.map { try StashReference(parsing: $0) }
                 ?? StashReference(name: image.repository, tag: image.tag ?? "latest")
             let manifest = try await StashStore().pull(
                 image, as: target, tlsVerify: tlsVerify, timeouts: try RegistryTimeouts.fromEnvironment())

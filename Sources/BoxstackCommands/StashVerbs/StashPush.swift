@@ -13,12 +13,15 @@ struct StashPush: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The stash to push.", valueName: "name[:tag]"))
     var stash: String
 
-    @Argument(help: ArgumentHelp(
-        "Where to push it; the tag defaults to the stash's tag.", valueName: "registry/repo[:tag]"))
+    @Argument(
+        help: ArgumentHelp(
+            "Where to push it; the tag defaults to the stash's tag.", valueName: "registry/repo[:tag]"))
     var destination: String
 
-    @Option(name: .customLong("tls-verify"), help: ArgumentHelp(
-        "Verify the registry's TLS certificate (127.0.0.1 and localhost use plain HTTP).", valueName: "bool"))
+    @Option(
+        name: .customLong("tls-verify"),
+        help: ArgumentHelp(
+            "Verify the registry's TLS certificate (127.0.0.1 and localhost use plain HTTP).", valueName: "bool"))
     var tlsVerify = true
 
     func run() async throws {
