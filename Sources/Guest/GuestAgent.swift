@@ -16,7 +16,7 @@ public struct GuestAgentHello: Sendable, Equatable {
     }
 }
 
-/// The controller's side of the guest agent protocol (design.md §6): each verb is one
+/// The controller's side of the guest agent protocol (Docs/guest-agent.md): each verb is one
 /// `boxstack-agent VERB ARGS...` command line on its own exec channel of an `SSHSession`.
 public struct GuestAgent: Sendable {
     /// The protocol version this controller speaks; `hello` refuses any other.

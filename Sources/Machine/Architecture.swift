@@ -56,7 +56,7 @@ public struct MachineArchitecture: Sendable, Equatable, CustomStringConvertible 
         emulatedCPU: .maximum, console: "ttyS0", consoleTargetType: nil, transport: .pci(bus: "pcie.0"),
         hasACPI: true, isSupported: true)
 
-    /// `cortex-a57`: the fastest model under TCG (facts.md: 2.9 s to a shell against 14.9 s for `max`,
+    /// `cortex-a57`: the fastest model under TCG (Docs/host-facts.md: 2.9 s to a shell against 14.9 s for `max`,
     /// whose pointer-authentication emulation dominates).
     public static let aarch64 = MachineArchitecture(
         name: "aarch64", libvirtArch: "aarch64", emulator: "qemu-system-aarch64", machine: "virt",

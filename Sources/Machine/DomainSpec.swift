@@ -5,7 +5,7 @@ import XML
 /// A host directory exported to the guest over 9p (`<filesystem accessmode='mapped'>`).
 ///
 /// `mapped` is the mode in which guest root can create files as a non-root host user: the host sees the
-/// user's own files and the guest's owners and modes live in `user.virtfs.*` xattrs (facts.md).
+/// user's own files and the guest's owners and modes live in `user.virtfs.*` xattrs (Docs/host-facts.md).
 public struct NinePFilesystem: Sendable, Equatable {
     public var hostPath: String
     public var tag: String
@@ -102,7 +102,7 @@ public struct DomainSpec: Sendable, Equatable {
         self.cpuOverride = cpuOverride
     }
 
-    /// The PCI slot of the slirp NIC; vhost-user-fs devices follow it (facts.md: explicit slots on q35).
+    /// The PCI slot of the slirp NIC; vhost-user-fs devices follow it (Docs/host-facts.md: explicit slots on q35).
     static let networkSlot = 0x10
 
     /// The libvirt domain XML.
