@@ -222,7 +222,8 @@ private final class ChunkWriter: @unchecked Sendable {
             for chunk in batch where error == nil {
                 chunk.withUnsafeReadableBytes { bytes in
                     state.update(bufferPointer: bytes)
-                    error = Self.write(bytes, to: descriptor, path: path)
+                    let failure = FileDescriptor.writeAll(bytes, to: descriptor)
+                    if failure != 0 { error = BoxstackError(.permission, "Cannot write \(path): \(String(cString: strerror(failure))).") }
                 }
                 written += Int64(chunk.readableBytes)
             }
@@ -237,17 +238,4 @@ private final class ChunkWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    private static func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) -> BoxstackError? {
-        guard let base = bytes.baseAddress else { return nil }
-        var done = 0
-        while done < bytes.count {
-            let result = Glibc.write(descriptor, base + done, bytes.count - done)
-            if result < 0 {
-                if errno == EINTR { continue }
-                return BoxstackError(.permission, "Cannot write \(path): \(String(cString: strerror(errno))).")
-            }
-            done += result
-        }
-        return nil
-    }
 }

@@ -194,16 +194,7 @@ private final class PipeWriter: @unchecked Sendable {
 
     private func writeAll(_ data: Data) -> Bool {
         data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(handle.fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += written
-            }
-            return true
+            FileDescriptor.writeAll(buffer, to: handle.fileDescriptor) == 0
         }
     }
 }

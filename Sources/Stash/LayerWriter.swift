@@ -132,15 +132,10 @@ final class LayerWriter {
 
     private func writeCompressed(_ bytes: UnsafeRawPointer, _ length: Int) -> Int {
         compressedHash.update(bufferPointer: UnsafeRawBufferPointer(start: bytes, count: length))
-        var offset = 0
-        while offset < length {
-            let written = Glibc.write(output, bytes + offset, length - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                writeError = errno
-                return -1
-            }
-            offset += written
+        let failure = FileDescriptor.writeAll(UnsafeRawBufferPointer(start: bytes, count: length), to: output)
+        if failure != 0 {
+            writeError = failure
+            return -1
         }
         compressedSize += Int64(length)
         return length
