@@ -50,18 +50,10 @@ final class LayerReader {
         }
         self.decompressor = decompressor
         self.tar = tar
-        let context = Unmanaged.passUnretained(self).toOpaque()
         archive_read_support_filter_all(decompressor)
         archive_read_support_format_raw(decompressor)
         archive_read_support_format_empty(decompressor)
-        archive_read_set_callback_data(decompressor, context)
-        archive_read_set_read_callback(decompressor) { _, context, buffer in
-            guard let context, let buffer else { return -1 }
-            return Unmanaged<LayerReader>.fromOpaque(context).takeUnretainedValue().readBlob(buffer)
-        }
-        guard archive_read_open1(decompressor) == ARCHIVE_OK else {
-            throw BoxstackError(.invalidData, "cannot read \(description): \(Self.message(decompressor)).")
-        }
+        try start(decompressor, readingBlob: true)
         var raw: OpaquePointer?
         let status = archive_read_next_header(decompressor, &raw)
         if status == ARCHIVE_EOF { decompressorAtEnd = true }
@@ -70,13 +62,25 @@ final class LayerReader {
         }
         archive_read_support_format_tar(tar)
         archive_read_support_format_empty(tar)
-        archive_read_set_callback_data(tar, context)
-        archive_read_set_read_callback(tar) { _, context, buffer in
-            guard let context, let buffer else { return -1 }
-            return Unmanaged<LayerReader>.fromOpaque(context).takeUnretainedValue().readTar(buffer)
+        try start(tar, readingBlob: false)
+    }
+
+    /// Opens `archive` reading through this reader's `readBlob` (the file) or `readTar` (the decompressor).
+    private func start(_ archive: OpaquePointer, readingBlob: Bool) throws {
+        archive_read_set_callback_data(archive, Unmanaged.passUnretained(self).toOpaque())
+        if readingBlob {
+            archive_read_set_read_callback(archive) { _, context, buffer in
+                guard let context, let buffer else { return -1 }
+                return Unmanaged<LayerReader>.fromOpaque(context).takeUnretainedValue().readBlob(buffer)
+            }
+        } else {
+            archive_read_set_read_callback(archive) { _, context, buffer in
+                guard let context, let buffer else { return -1 }
+                return Unmanaged<LayerReader>.fromOpaque(context).takeUnretainedValue().readTar(buffer)
+            }
         }
-        guard archive_read_open1(tar) == ARCHIVE_OK else {
-            throw BoxstackError(.invalidData, "cannot read \(description): \(Self.message(tar)).")
+        guard archive_read_open1(archive) == ARCHIVE_OK else {
+            throw BoxstackError(.invalidData, "cannot read \(description): \(Self.message(archive)).")
         }
     }
 

@@ -19,11 +19,7 @@ struct StashPull: AsyncParsableCommand {
             "The stash to store it as (default: the repository and tag of the image).", valueName: "name[:tag]"))
     var stashAs: String?
 
-    @Option(
-        name: .customLong("tls-verify"),
-        help: ArgumentHelp(
-            "Verify the registry's TLS certificate (127.0.0.1 and localhost use plain HTTP).", valueName: "bool"))
-    var tlsVerify = true
+    @OptionGroup var registry: RegistryOptions
 
     func run() async throws {
         try await reportingErrors {
@@ -32,7 +28,7 @@ struct StashPull: AsyncParsableCommand {
                 try stashAs.map { try StashReference(parsing: $0) }
                 ?? StashReference(name: image.repository, tag: image.tag ?? "latest")
             let manifest = try await StashStore().pull(
-                image, as: target, tlsVerify: tlsVerify, timeouts: try RegistryTimeouts.fromEnvironment())
+                image, as: target, tlsVerify: registry.tlsVerify, timeouts: try RegistryTimeouts.fromEnvironment())
             print("pulled \(image) as \(target) (\(manifest.digest))")
         }
     }

@@ -18,11 +18,7 @@ struct StashPush: AsyncParsableCommand {
             "Where to push it; the tag defaults to the stash's tag.", valueName: "registry/repo[:tag]"))
     var destination: String
 
-    @Option(
-        name: .customLong("tls-verify"),
-        help: ArgumentHelp(
-            "Verify the registry's TLS certificate (127.0.0.1 and localhost use plain HTTP).", valueName: "bool"))
-    var tlsVerify = true
+    @OptionGroup var registry: RegistryOptions
 
     func run() async throws {
         try await reportingErrors {
@@ -38,7 +34,7 @@ struct StashPush: AsyncParsableCommand {
             let layout = try store.layout(name: source.name)
             let credentials = try RegistryCredentials.lookup(registry: target.registry, repository: target.repository)
             let digest = try await RegistryClient.withClient(
-                registry: target.registry, tlsVerify: tlsVerify, credentials: credentials,
+                registry: target.registry, tlsVerify: registry.tlsVerify, credentials: credentials,
                 timeouts: try RegistryTimeouts.fromEnvironment()
             ) { client in
                 try await ImageTransfer(client: client).push(layout: layout, tag: source.tag, to: target)
