@@ -93,6 +93,7 @@ let package = Package(
         .testTarget(name: "KiwiTests", dependencies: ["Kiwi", "XML", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "Sharing", "BoxstackCore", "TestSupport"], exclude: ["Golden"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "BoxedTests", dependencies: ["Boxed", "Guest", "Kiwi", "Machine", "Stash", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["BoxstackCore", "TestSupport"]),
         // Needs the built box and libvirt; Scripts/test runs it as a non-root user.
         .testTarget(name: "VMTests", dependencies: ["Boxed", "Machine", "Guest", "Sharing", "BoxstackCore", "TestSupport"]),

@@ -35,10 +35,10 @@ enum BoxedStash {
     /// Stashes the box's `guestRoot` as `text` (NAME[:TAG]): one new layer with what changed since that
     /// stash's top (none when nothing changed), or the whole tree for a new name.
     static func keepRoot(
-        _ text: String, session: BoxSession, guestRoot: String, store: StashStore
+        _ text: String, machine: any BoxedMachine, guest agent: any GuestCommands, guestRoot: String, store: StashStore
     ) throws -> StashResult {
-        guard let agent = session.agent, let exchange = session.exchangeDirectory else {
-            throw BoxstackError(.internalError, "keeping the root needs the agent and the exchange share.")
+        guard let exchange = machine.exchangeDirectory else {
+            throw BoxstackError(.internalError, "keeping the root needs the exchange share.")
         }
         let reference = try StashReference(parsing: text)
         let current = try TreeManifest(agentOutput: try agent.treeManifest(root: guestRoot))
@@ -62,6 +62,6 @@ enum BoxedStash {
         }
         return try store.appendLayer(
             name: reference.name, tag: reference.tag, fromTar: exchange + "/export.tar", deleted: deleted,
-            manifest: current, architecture: Platform.goArchitecture(session.options.image.architecture.name))
+            manifest: current, architecture: Platform.goArchitecture(machine.architecture.name))
     }
 }
