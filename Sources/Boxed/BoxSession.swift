@@ -27,6 +27,8 @@ public struct BoxSessionOptions: Sendable {
     public var exchange = false
     /// Keep the domain when the controller ends (`--box-debug`).
     public var keepRunning = false
+    /// The hypervisor to run on; nil opens libvirt at `connectURI`.
+    public var hypervisor: (any Hypervisor)?
     public var paths = Paths()
     /// Progress lines for the user ("booting box…").
     public var report: @Sendable (String) -> Void = { _ in }
@@ -40,7 +42,7 @@ public struct BoxSessionOptions: Sendable {
 /// registered with `TeardownRegistry` so Ctrl-C and SIGTERM run it.
 public final class BoxSession: @unchecked Sendable {
     public let runDirectory: RunDirectory
-    public let connection: LibvirtConnection
+    public let connection: any Hypervisor
     public private(set) var domain: RunningDomain?
     public private(set) var agent: GuestAgent?
     public private(set) var hello: GuestAgentHello?
@@ -69,7 +71,7 @@ public final class BoxSession: @unchecked Sendable {
 
     /// Boots the box, waits for its agent (bounded by `options.timeout`) and mounts the shares.
     public static func start(_ options: BoxSessionOptions) async throws -> BoxSession {
-        let connection = try LibvirtConnection(uri: options.connectURI)
+        let connection = try options.hypervisor ?? LibvirtConnection(uri: options.connectURI)
         try RunDirectory.collectGarbage(in: options.paths.runsDirectory, connection: connection)
         let runDirectory = try RunDirectory.create(under: options.paths.runsDirectory)
         let session: BoxSession
@@ -104,7 +106,7 @@ public final class BoxSession: @unchecked Sendable {
     }
 
     private init(
-        runDirectory: RunDirectory, connection: LibvirtConnection, endpointKey: SSHKeyPair, hostKey: SSHKeyPair,
+        runDirectory: RunDirectory, connection: any Hypervisor, endpointKey: SSHKeyPair, hostKey: SSHKeyPair,
         accelerator: AcceleratorChoice, options: BoxSessionOptions, shareBackend: any ShareBackend
     ) {
         self.runDirectory = runDirectory

@@ -13,7 +13,7 @@ public enum DomainLauncher {
     /// between; when QEMU then cannot set up the forwarding, a new port is picked and the start retried.
     /// With `destroyOnClose` the domain ends with the connection (and so with the controller, even on SIGKILL).
     public static func start(
-        _ spec: DomainSpec, on connection: LibvirtConnection, destroyOnClose: Bool = true, portAttempts: Int = 4
+        _ spec: DomainSpec, on connection: any Hypervisor, destroyOnClose: Bool = true, portAttempts: Int = 4
     ) throws -> RunningDomain {
         var spec = spec
         var attempt = 1

@@ -54,7 +54,7 @@ public final class LibvirtConnection: @unchecked Sendable {
     ///
     /// With `destroyOnClose` libvirt kills the domain when this connection closes, which includes the
     /// controller being killed with SIGKILL: nothing keeps running without an owner.
-    public func createTransientDomain(xml: String, destroyOnClose: Bool) throws -> LibvirtDomain {
+    public func createLibvirtDomain(xml: String, destroyOnClose: Bool) throws -> LibvirtDomain {
         let flags = destroyOnClose ? UInt32(VIR_DOMAIN_START_AUTODESTROY.rawValue) : 0
         guard let domain = virDomainCreateXML(pointer, xml, flags) else {
             throw LibvirtCallError(message: LibvirtConnection.lastErrorMessage())
@@ -63,7 +63,7 @@ public final class LibvirtConnection: @unchecked Sendable {
     }
 
     /// The domain called `name`, or nil when there is none.
-    public func domain(named name: String) -> LibvirtDomain? {
+    public func libvirtDomain(named name: String) -> LibvirtDomain? {
         guard let domain = virDomainLookupByName(pointer, name) else {
             virResetLastError()
             return nil
@@ -72,7 +72,7 @@ public final class LibvirtConnection: @unchecked Sendable {
     }
 
     /// Names of the running domains whose names start with `prefix`, sorted.
-    public func activeDomainNames(prefix: String = "boxstack-") throws -> [String] {
+    public func activeDomainNames(prefix: String) throws -> [String] {
         var list: UnsafeMutablePointer<virDomainPtr?>?
         let count = virConnectListAllDomains(pointer, &list, UInt32(VIR_CONNECT_LIST_DOMAINS_ACTIVE.rawValue))
         guard count >= 0, let list else {
@@ -115,9 +115,12 @@ public final class LibvirtConnection: @unchecked Sendable {
 }
 
 /// A libvirt call failed; `message` is libvirt's own text (callers turn it into a sentence).
-struct LibvirtCallError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
+/// A libvirt call that failed, with libvirt's message.
+public struct LibvirtCallError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+
+    public init(message: String) { self.message = message }
 }
 
 /// A handle on one libvirt domain.

@@ -82,7 +82,7 @@ public final class RunDirectory: @unchecked Sendable {
     /// free, after destroying its domain (when a connection is given). Live runs hold their lock and are never
     /// touched. Returns the ids removed.
     @discardableResult
-    public static func collectGarbage(in runsDirectory: String, connection: LibvirtConnection?) throws -> [String] {
+    public static func collectGarbage(in runsDirectory: String, connection: (any Hypervisor)?) throws -> [String] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: runsDirectory) else { return [] }
         var removed: [String] = []
         for id in entries.sorted() where !id.hasPrefix(".") {

@@ -7,11 +7,11 @@ import Foundation
 
 /// A boxstack domain started by `DomainLauncher`.
 public final class RunningDomain: @unchecked Sendable {
-    public let domain: LibvirtDomain
+    public let domain: any HypervisorDomain
     /// The spec it runs with (after any port retry, so `spec.network?.sshHostPort` is the real port).
     public let spec: DomainSpec
 
-    init(domain: LibvirtDomain, spec: DomainSpec) {
+    init(domain: any HypervisorDomain, spec: DomainSpec) {
         self.domain = domain
         self.spec = spec
     }
