@@ -5,15 +5,8 @@ import Testing
 
 /// The command line as a user meets it: help texts and errors of the real binary.
 @Suite struct CLIGrammarTests {
-    static let binary = repositoryRoot + "/.build/debug/boxstack"
-
     static func boxstack(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw BoxstackError(.notFound, "\(binary) is missing: run swift build first.")
-        }
-        var merged = ProcessInfo.processInfo.environment
-        merged.merge(environment) { $1 }
-        return try Subprocess.run([binary] + arguments, environment: merged)
+        try BoxstackBinary.run(arguments, environment: environment)
     }
 
     @Test func helpShowsTheWholeGrammarWithAnExampleOfTheSeparator() throws {

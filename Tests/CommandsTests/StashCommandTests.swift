@@ -13,13 +13,7 @@ import Testing
 
     /// Runs `boxstack ARGUMENTS` with `BOXSTACK_STASH_DIR` set to `store` (default: this test's store).
     private func boxstack(_ arguments: [String], store: String? = nil) throws -> ProcessResult {
-        let binary = repositoryRoot + "/.build/debug/boxstack"
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw BoxstackError(.notFound, "\(binary) is missing; run 'swift build' before these tests.")
-        }
-        var environment = ProcessInfo.processInfo.environment
-        environment["BOXSTACK_STASH_DIR"] = store ?? directory.file("store")
-        return try Subprocess.run([binary] + arguments, environment: environment)
+        try BoxstackBinary.run(arguments, environment: ["BOXSTACK_STASH_DIR": store ?? directory.file("store")])
     }
 
     private struct ListedStash: Decodable {

@@ -3,7 +3,10 @@ import Foundation
 
 /// The `boxstack` executable built by `swift build`, run as a user runs it.
 public enum BoxstackBinary {
-    public static var path: String { repositoryRoot + "/.build/debug/boxstack" }
+    /// `BOXSTACK_TEST_BINARY`, else the debug build of this checkout.
+    public static var path: String {
+        ProcessInfo.processInfo.environment["BOXSTACK_TEST_BINARY"] ?? repositoryRoot + "/.build/debug/boxstack"
+    }
 
     /// The executable's path, or an error telling how to build it.
     public static func checked() throws -> String {

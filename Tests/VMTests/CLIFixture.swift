@@ -7,10 +7,7 @@ struct BoxstackCLI {
     let workspace: TemporaryDirectory
     let environment: [String: String]
 
-    /// The binary under test: `BOXSTACK_TEST_BINARY`, else the debug build of this checkout.
-    static var binary: String {
-        ProcessInfo.processInfo.environment["BOXSTACK_TEST_BINARY"] ?? repositoryRoot + "/.build/debug/boxstack"
-    }
+    static var binary: String { BoxstackBinary.path }
 
     /// A catalog entry for the test box as `name`; `cmdline` replaces its kernel arguments.
     static func catalogEntry(name: String, cmdline: [String] = ["root=/dev/vda", "rw"]) throws -> String {
@@ -35,9 +32,7 @@ struct BoxstackCLI {
     /// `extraCatalog` adds catalog entries (YAML list items, see `catalogEntry`) next to the test box.
     init(_ label: String, extraCatalog: String = "") throws {
         workspace = try TemporaryDirectory(label)
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw BoxstackError(.notFound, "\(Self.binary) is missing: run swift build first.")
-        }
+        _ = try BoxstackBinary.checked()
         let catalog = "boxes:\n" + (try Self.catalogEntry(name: "debian")) + extraCatalog
         try Data(catalog.utf8).write(to: URL(fileURLWithPath: workspace.file("catalog.yaml")))
         var environment = ProcessInfo.processInfo.environment
