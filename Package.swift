@@ -86,7 +86,10 @@ let package = Package(
             ], resources: []),
         .executableTarget(name: "boxstack", dependencies: ["BoxstackCommands"]),
 
-        .testTarget(name: "BoxstackCoreTests", dependencies: ["BoxstackCore", "XML"]),
+        .testTarget(name: "BoxstackCoreTests", dependencies: ["BoxstackCore"]),
+        .testTarget(name: "XMLTests", dependencies: ["XML", "TestSupport"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "SharingTests", dependencies: ["Sharing", "Machine", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "BoxesTests", dependencies: ["Boxes", "Registry", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "StashTests", dependencies: ["Stash", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "BoxstackCore", "TestSupport"]),

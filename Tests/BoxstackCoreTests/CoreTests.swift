@@ -1,7 +1,6 @@
 import BoxstackCore
 import Foundation
 import Testing
-import XML
 
 @Suite struct CoreTests {
     @Test(arguments: [("4G", Int64(4) << 30), ("512M", Int64(512) << 20), ("8GiB", Int64(8) << 30), ("1024", Int64(1024))])
@@ -34,24 +33,5 @@ import XML
         #expect(paths.cacheDirectory == "/c")
         #expect(paths.stashDirectory == "/home/u/.local/share/boxstack/stashes")
         #expect(Paths(environment: ["HOME": "/home/u", "XDG_CACHE_HOME": "/x"]).cacheDirectory == "/x/boxstack")
-    }
-}
-
-@Suite struct XMLTests {
-    @Test func buildsEscapedDocumentsAndReadsThemBack() throws {
-        let document = XMLDocument(rootName: "domain")
-        document.root?.setAttribute("type", "qemu")
-        document.root?.append("name", text: "a<b&c")
-        let reparsed = try XMLDocument(data: Data(document.serialized().utf8), name: "built.xml")
-        #expect(reparsed.string("/domain/name") == "a<b&c")
-        #expect(reparsed.string("/domain/@type") == "qemu")
-    }
-
-    @Test func malformedXMLNamesFileAndLine() {
-        #expect {
-            _ = try XMLDocument(data: Data("<a>\n<b></a>".utf8), name: "bad.xml")
-        } throws: { error in
-            "\(error)".contains("bad.xml:2")
-        }
     }
 }
