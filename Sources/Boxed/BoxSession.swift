@@ -132,7 +132,7 @@ public final class BoxSession: @unchecked Sendable {
             name: runDirectory.domainName, architecture: image.architecture, accelerator: accelerator.accelerator,
             memoryMiB: Int((options.memoryBytes ?? image.memoryBytes) >> 20), vcpus: options.cpus ?? image.cpus,
             kernel: image.kernel, initrd: image.initrd,
-            kernelCommandLine: (image.kernelArguments + ["console=\(console)", "panic=-1"]).joined(separator: " "),
+            kernelCommandLine: image.architecture.kernelCommandLine(image.kernelArguments, console: console),
             disk: disk, consoleLog: runDirectory.consoleLogPath,
             network: UserNetwork(sshHostPort: try LoopbackPort.ephemeral(), offline: options.offline),
             ninePFilesystems: [SeedShare.filesystem(hostDirectory: runDirectory.seedDirectory)]

@@ -32,8 +32,6 @@ public struct CachedBox: Sendable, Equatable {
     /// Set when `ensure` fell back to the cached box because the update check failed; worth showing the user.
     public var notice: String?
 
-    /// The full kernel command line: the catalog's arguments, then `console=`.
-    public var kernelCommandLine: String { (cmdline + ["console=\(console)"]).joined(separator: " ") }
 }
 
 /// What a fetch did.

@@ -82,7 +82,7 @@ public struct AcceleratorSelector: Sendable {
             "timeout", "-s", "KILL", String(probeTimeoutSeconds), architecture.emulator,
             "-accel", "kvm", "-M", architecture.machine, "-cpu", "host", "-m", "256", "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", kernel, "-append", "console=\(architecture.console) panic=-1",
+            "-kernel", kernel, "-append", architecture.kernelCommandLine([]),
         ]
         guard let result = try? Subprocess.run(arguments) else { return false }
         return result.output.contains("Linux version")

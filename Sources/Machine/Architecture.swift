@@ -91,7 +91,13 @@ public struct MachineArchitecture: Sendable, Equatable, CustomStringConvertible 
     public static var host: MachineArchitecture { (try? named(hostArchitecture)) ?? .x86_64 }
 
     /// The kernel command line of the guest contract: root on the virtio disk, console on the serial port.
-    public var defaultKernelCommandLine: String { "root=/dev/vda rw console=\(console) panic=-1" }
+    public var defaultKernelCommandLine: String { kernelCommandLine(["root=/dev/vda", "rw"]) }
+
+    /// A kernel command line: `arguments`, then the console (this architecture's unless given) and
+    /// `panic=-1`, so a panicking guest reboots, which ends its domain instead of hanging.
+    public func kernelCommandLine(_ arguments: [String], console: String? = nil) -> String {
+        (arguments + ["console=\(console ?? self.console)", "panic=-1"]).joined(separator: " ")
+    }
 
     /// The QEMU `-device` for a virtio device of `kind` (`net`, `vhost-user-fs`) in `slot`.
     func qemuDevice(_ kind: String, slot: Int, _ properties: String) -> String {
