@@ -46,22 +46,11 @@ public struct SSHKeyPair: Sendable, Equatable {
 
     /// Exports into a temporary file that is created 0600 before any key byte is written, then renames it.
     private static func writePrivateKey(_ key: LibSSHKey, to path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).\(UUID().uuidString).tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw BoxstackError(.permission, "Cannot create \(temporary): \(String(cString: strerror(errno))).")
-        }
-        close(descriptor)
-        // libssh reopens the file with fopen("wb"), which keeps the 0600 mode set above.
-        guard ssh_pki_export_privkey_file(key.handle, nil, nil, nil, temporary) == SSH_OK else {
-            unlink(temporary)
-            throw BoxstackError(.permission, "libssh could not write the private key to \(temporary).")
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw BoxstackError(.permission, "Cannot rename \(temporary) to \(path): \(reason).")
+        try AtomicFile.replace(path, mode: 0o600) { temporary in
+            // libssh reopens the file with fopen("wb"), which keeps the 0600 mode.
+            guard ssh_pki_export_privkey_file(key.handle, nil, nil, nil, temporary) == SSH_OK else {
+                throw BoxstackError(.permission, "libssh could not write the private key to \(temporary).")
+            }
         }
     }
 }
