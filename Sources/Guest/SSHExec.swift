@@ -47,13 +47,8 @@ extension SSHSession {
         _ command: String, input: SSHInput = .none,
         onStdout: @escaping @Sendable (Data) -> Void, onStderr: @escaping @Sendable (Data) -> Void
     ) async throws -> ExitStatus {
-        let cancellation = SSHCancellation()
-        return try await withTaskCancellationHandler {
-            try await runOnThread {
-                try self.execute(command, input: input, cancellation: cancellation, onStdout: onStdout, onStderr: onStderr)
-            }
-        } onCancel: {
-            cancellation.cancel()
+        try await runCancellably { cancellation in
+            try self.execute(command, input: input, cancellation: cancellation, onStdout: onStdout, onStderr: onStderr)
         }
     }
 
@@ -69,12 +64,7 @@ extension SSHSession {
 
     /// `run` off the caller's task.
     public func run(_ command: String, input: SSHInput = .none) async throws -> SSHCommandResult {
-        let cancellation = SSHCancellation()
-        return try await withTaskCancellationHandler {
-            try await runOnThread { try self.run(command, input: input, cancellation: cancellation) }
-        } onCancel: {
-            cancellation.cancel()
-        }
+        try await runCancellably { cancellation in try self.run(command, input: input, cancellation: cancellation) }
     }
 }
 

@@ -162,14 +162,8 @@ public final class SSHSession: @unchecked Sendable {
         _ endpoint: SSHEndpoint, deadline: ContinuousClock.Instant,
         options: SSHSessionOptions = SSHSessionOptions(), whileWaiting: @escaping @Sendable () throws -> Void = {}
     ) async throws -> SSHSession {
-        let cancellation = SSHCancellation()
-        return try await withTaskCancellationHandler {
-            try await runOnThread {
-                try waitUntilReachable(
-                    endpoint, deadline: deadline, options: options, cancellation: cancellation, whileWaiting: whileWaiting)
-            }
-        } onCancel: {
-            cancellation.cancel()
+        try await runCancellably { cancellation in
+            try waitUntilReachable(endpoint, deadline: deadline, options: options, cancellation: cancellation, whileWaiting: whileWaiting)
         }
     }
 
@@ -316,12 +310,16 @@ public final class SSHSession: @unchecked Sendable {
     }
 }
 
-/// Runs blocking work on its own thread so it never ties up the cooperative pool.
-func runOnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try body() })
+/// Runs a blocking libssh call on a thread of its own; cancelling the calling task sets the
+/// `SSHCancellation` that the call polls.
+func runCancellably<T: Sendable>(_ body: @escaping @Sendable (SSHCancellation) throws -> T) async throws -> T {
+    let cancellation = SSHCancellation()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body(cancellation) }) }
         }
+    } onCancel: {
+        cancellation.cancel()
     }
 }
 
