@@ -67,7 +67,6 @@ final class LayerWriter {
     }
 
     private func configure(compression: LayerCompression) throws {
-        let context = Unmanaged.passUnretained(self).toOpaque()
         archive_write_set_format_raw(compressor)
         switch compression {
         case .zstd:
@@ -88,16 +87,7 @@ final class LayerWriter {
         case .none:
             break
         }
-        archive_write_set_bytes_per_block(compressor, 1 << 20)
-        archive_write_set_bytes_in_last_block(compressor, 1)
-        guard
-            archive_write_open2(
-                compressor, context, nil,
-                { _, context, bytes, length in
-                    guard let context, let bytes else { return -1 }
-                    return Unmanaged<LayerWriter>.fromOpaque(context).takeUnretainedValue().writeCompressed(bytes, length)
-                }, nil, nil) == ARCHIVE_OK
-        else { throw libarchiveError(compressor, "cannot start the compressor") }
+        try start(compressor, compressed: true, what: "the compressor")
         let rawEntry = archive_entry_new()
         archive_entry_set_filetype(rawEntry, ArchiveFileType.regular)
         archive_entry_set_pathname(rawEntry, "layer.tar")
@@ -107,16 +97,30 @@ final class LayerWriter {
 
         // Full pax keeps sub-second mtimes, which change detection compares.
         archive_write_set_format_pax(tar)
-        archive_write_set_bytes_per_block(tar, 1 << 20)
-        archive_write_set_bytes_in_last_block(tar, 1)
-        guard
-            archive_write_open2(
-                tar, context, nil,
+        try start(tar, compressed: false, what: "the tar writer")
+    }
+
+    /// Opens `archive` in 1 MiB blocks, writing through this writer's `writeCompressed` (the file) or
+    /// `writeUncompressed` (the compressor).
+    private func start(_ archive: OpaquePointer, compressed: Bool, what: String) throws {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        archive_write_set_bytes_per_block(archive, 1 << 20)
+        archive_write_set_bytes_in_last_block(archive, 1)
+        let status =
+            compressed
+            ? archive_write_open2(
+                archive, context, nil,
+                { _, context, bytes, length in
+                    guard let context, let bytes else { return -1 }
+                    return Unmanaged<LayerWriter>.fromOpaque(context).takeUnretainedValue().writeCompressed(bytes, length)
+                }, nil, nil)
+            : archive_write_open2(
+                archive, context, nil,
                 { _, context, bytes, length in
                     guard let context, let bytes else { return -1 }
                     return Unmanaged<LayerWriter>.fromOpaque(context).takeUnretainedValue().writeUncompressed(bytes, length)
-                }, nil, nil) == ARCHIVE_OK
-        else { throw libarchiveError(tar, "cannot start the tar writer") }
+                }, nil, nil)
+        guard status == ARCHIVE_OK else { throw libarchiveError(archive, "cannot start \(what)") }
     }
 
     private func writeUncompressed(_ bytes: UnsafeRawPointer, _ length: Int) -> Int {
