@@ -103,7 +103,7 @@ public struct BoxCache: Sendable {
     /// and remembers the answer for `status`.
     public func checkForUpdates(_ box: BoxDefinition, arch: String) async throws -> BoxStatus {
         let files = try box.architecture(arch)
-        return try await withSource(files) { source in
+        return try await withSource(files, of: box) { source in
             let published = try await source.describe(files.files)
             return try await withLock(box.name, arch, announce: false) {
                 guard var state = readState(box.name, arch) else { return .notFetched }
@@ -125,7 +125,7 @@ public struct BoxCache: Sendable {
     ///   resumes on the next fetch.
     public func fetch(_ box: BoxDefinition, arch: String = hostArchitecture, progress: Bool = true) async throws -> FetchResult {
         let files = try box.architecture(arch)
-        return try await withSource(files) { source in
+        return try await withSource(files, of: box) { source in
             try await withLock(box.name, arch, announce: progress) {
                 try await fetchLocked(box, files: files, source: source, progress: progress)
             }
@@ -171,7 +171,8 @@ public struct BoxCache: Sendable {
     public func ensure(
         _ box: BoxDefinition, arch: String = hostArchitecture, checkForUpdates: Bool = true, progress: Bool = true
     ) async throws -> CachedBox {
-        if !checkForUpdates, let cached = try await cachedIfComplete(box, arch: arch) {
+        // A box without a source can only be one its user built and put into the cache.
+        if !checkForUpdates || (try? box.architecture(arch))?.source == nil, let cached = try await cachedIfComplete(box, arch: arch) {
             return cached
         }
         do {
@@ -311,8 +312,19 @@ public struct BoxCache: Sendable {
         return try await body()
     }
 
-    private func withSource<T: Sendable>(_ files: BoxArchitecture, _ body: (any PublishedFileSource) async throws -> T) async throws -> T {
-        switch files.source {
+    /// The sentence for a box that nobody publishes: how to get it.
+    public static func noSource(_ box: BoxDefinition, arch: String) -> BoxstackError {
+        BoxstackError(
+            .notFound,
+            "the box \(box.name) (\(arch)) has no published source in \(box.catalogPath); build it with 'Scripts/build-box \(box.name) --arch \(arch)' and give a catalog entry (BOXSTACK_CATALOG=FILE) whose source is its output directory or a registry that carries it."
+        )
+    }
+
+    private func withSource<T: Sendable>(
+        _ files: BoxArchitecture, of box: BoxDefinition, _ body: (any PublishedFileSource) async throws -> T
+    ) async throws -> T {
+        guard let source = files.source else { throw Self.noSource(box, arch: files.arch) }
+        switch source {
         case .directory(let path):
             return try await body(DirectorySource(directory: path))
         case .web(let url):

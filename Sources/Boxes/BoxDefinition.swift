@@ -49,8 +49,9 @@ public struct BoxDefinition: Sendable, Equatable {
 /// A box's files for one architecture.
 public struct BoxArchitecture: Sendable, Equatable {
     public var arch: String
-    public var source: BoxSource
-    /// The `source:` text as written in the catalog.
+    /// Where the box is published; nil for a box that has to be built (see `BoxCache.noSource`).
+    public var source: BoxSource?
+    /// The `source:` text as written in the catalog ("" without one).
     public var sourceText: String
     public var kernel: String
     public var initrd: String
@@ -61,7 +62,7 @@ public struct BoxArchitecture: Sendable, Equatable {
     public var console: String?
 
     public init(
-        arch: String, source: BoxSource, sourceText: String, kernel: String, initrd: String, disk: String,
+        arch: String, source: BoxSource?, sourceText: String, kernel: String, initrd: String, disk: String,
         cmdline: [String], console: String? = nil
     ) {
         self.arch = arch

@@ -70,12 +70,15 @@ struct CatalogParser {
     private func parseArchitecture(_ node: Node, arch: String, field: String) throws -> BoxArchitecture {
         let keys: Set = ["source", "kernel", "initrd", "disk", "cmdline", "console"]
         let fields = try mapping(node, field: field, allowed: keys)
-        let sourceText = try string(fields, "source", in: node, field: field)
-        let source: BoxSource
-        do {
-            source = try BoxSource.parse(sourceText, relativeTo: (path as NSString).deletingLastPathComponent)
-        } catch let error as BoxstackError {
-            throw fail(fields["source"] ?? node, field: "\(field).source", error.message)
+        // No source: a box nobody publishes yet, which its users build themselves.
+        let sourceText = try optionalString(fields, "source", field: field) ?? ""
+        var source: BoxSource?
+        if !sourceText.isEmpty {
+            do {
+                source = try BoxSource.parse(sourceText, relativeTo: (path as NSString).deletingLastPathComponent)
+            } catch let error as BoxstackError {
+                throw fail(fields["source"] ?? node, field: "\(field).source", error.message)
+            }
         }
         var cmdline: [String] = []
         if let cmdlineNode = fields["cmdline"] {

@@ -142,8 +142,20 @@ struct BoxSourceTests {
             try BoxSource.parse("oci://127.0.0.1:5000/boxes/debian:1.0", relativeTo: "/")
                 == .oci(registry: "127.0.0.1:5000", repository: "boxes/debian", reference: "1.0"))
         #expect(
-            try BoxSource.parse("oci://ghcr.io/boxstack/box", relativeTo: "/")
-                == .oci(registry: "ghcr.io", repository: "boxstack/box", reference: "latest"))
+            try BoxSource.parse("oci://localhost:5000/team/box", relativeTo: "/")
+                == .oci(registry: "localhost:5000", repository: "team/box", reference: "latest"))
+    }
+
+    @Test func aBoxWithoutASourceSaysHowToGetIt() async throws {
+        let catalog = try BoxCatalog.load(builtIn: repositoryRoot + "/Boxes/catalog.yaml", user: nil)
+        for name in ["leap", "tumbleweed", "fedora", "ubuntu"] {
+            let box = try catalog.box(named: name)
+            #expect(box.architectures.allSatisfy { $0.source == nil }, "\(name) names a source that does not publish it")
+            let cache = BoxCache(directory: try TemporaryDirectory("nosource").path)
+            let error = await #expect(throws: BoxstackError.self) { try await cache.fetch(box, arch: "x86_64", progress: false) }
+            #expect(error?.message.contains("Scripts/build-box \(name) --arch x86_64") == true)
+            #expect(error?.message.contains("BOXSTACK_CATALOG") == true)
+        }
     }
 
     @Test func otherSchemesAndPaths() throws {
