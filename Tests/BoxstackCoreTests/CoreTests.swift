@@ -34,4 +34,11 @@ import Testing
         #expect(paths.stashDirectory == "/home/u/.local/share/boxstack/stashes")
         #expect(Paths(environment: ["HOME": "/home/u", "XDG_CACHE_HOME": "/x"]).cacheDirectory == "/x/boxstack")
     }
+
+    @Test func aMissingProgramIsNamedWithItsDebianPackage() throws {
+        let error = #expect(throws: BoxstackError.self) {
+            _ = try ChildProcess(["/nonexistent/qemu-img", "info"], standardInput: 0, standardOutput: 1, standardError: 2)
+        }
+        #expect(error?.message.contains("apt-get install qemu-utils") == true, "\(String(describing: error))")
+    }
 }
