@@ -14,13 +14,13 @@ import OCI
 /// manifests and gzip layers stay as they are), so digests stay the same on both sides.
 public struct ImageTransfer: Sendable {
     /// The client for the registry; its `registry` must match the references given.
-    public let client: RegistryClient
+    public let client: any RegistryAccess
     /// How many blobs move at once.
     public var parallelism: Int
     /// Draw one progress bar per image transfer on standard error (only on a terminal).
     public var showProgress: Bool
 
-    public init(client: RegistryClient, parallelism: Int = 4, showProgress: Bool = ProgressBar.isTerminal) {
+    public init(client: any RegistryAccess, parallelism: Int = 4, showProgress: Bool = ProgressBar.isTerminal) {
         self.client = client
         self.parallelism = max(1, parallelism)
         self.showProgress = showProgress
