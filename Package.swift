@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Stash",
             dependencies: [
-                "BoxstackCore", "OCI", "Registry", "XML", "CLibArchive", "CLibC",
+                "BoxstackCore", "OCI", "Registry", "CLibArchive", "CLibC",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Box catalog, sources, verified download, cache.

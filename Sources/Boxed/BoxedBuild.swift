@@ -71,7 +71,7 @@ public enum BoxedBuild {
             return exitCode(status)
         }
         try await run.bundleResults(since: started)
-        if let keepRoot = configuration.keepRoot { try run.keepRoot(keepRoot) }
+        if let keepRoot = configuration.keepRoot { try await run.keepRoot(keepRoot) }
         return 0
     }
 

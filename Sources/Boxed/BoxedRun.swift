@@ -92,9 +92,9 @@ struct BoxedRun {
     }
 
     /// `--keep-root`: the image root as a stash.
-    func keepRoot(_ reference: String) throws {
+    func keepRoot(_ reference: String) async throws {
         log.note("stashing the root tree as \(reference)")
-        let result = try BoxedStash.keepRoot(reference, machine: machine, guest: guest, guestRoot: GuestPaths.imageRoot, store: store)
+        let result = try await BoxedStash.keepRoot(reference, machine: machine, guest: guest, guestRoot: GuestPaths.imageRoot, store: store)
         log.note(result.summary)
     }
 }

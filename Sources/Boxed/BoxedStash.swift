@@ -1,6 +1,7 @@
 import BoxstackCore
 import Foundation
 import Guest
+import Kiwi
 import OCI
 import Registry
 import Stash
@@ -36,7 +37,7 @@ enum BoxedStash {
     /// stash's top (none when nothing changed), or the whole tree for a new name.
     static func keepRoot(
         _ text: String, machine: any BoxedMachine, guest agent: any GuestCommands, guestRoot: String, store: StashStore
-    ) throws -> StashResult {
+    ) async throws -> StashResult {
         guard let exchange = machine.exchangeDirectory else {
             throw BoxstackError(.internalError, "keeping the root needs the exchange share.")
         }
@@ -62,6 +63,25 @@ enum BoxedStash {
         }
         return try store.appendLayer(
             name: reference.name, tag: reference.tag, fromTar: exchange + "/export.tar", deleted: deleted,
-            manifest: current, architecture: Platform.goArchitecture(machine.architecture.name))
+            manifest: current, architecture: Platform.goArchitecture(machine.architecture.name),
+            labels: try await storedDescription(guestRoot: guestRoot, guest: agent).map(StashLabels.init))
+    }
+
+    /// The description KIWI left in the box's image root, read through the agent (a small file).
+    static func storedDescription(guestRoot: String, guest: any GuestCommands) async throws -> KiwiDescription? {
+        let path = guestRoot + "/image/config.xml"
+        let output = LockedBox(Data())
+        let status = try await guest.run(
+            ["sh", "-c", "test ! -e \"$1\" || cat \"$1\"", "sh", path], cwd: nil, environment: [:],
+            onStdout: { chunk in output.withValue { $0.append(chunk) } }, onStderr: { _ in })
+        guard status.isSuccess, !output.value.isEmpty else { return nil }
+        return try KiwiDescription(data: output.value, path: path)
+    }
+}
+
+extension StashLabels {
+    /// The labels of a stash built from `description`.
+    public init(_ description: KiwiDescription) {
+        self.init(descriptionName: description.name, descriptionVersion: description.version, author: description.author)
     }
 }

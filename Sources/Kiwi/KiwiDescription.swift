@@ -24,7 +24,21 @@ public struct KiwiDescription: Sendable, Equatable {
 
     /// Reads the description file at `file`.
     public init(file: String) throws {
-        let document = try XMLDocument(contentsOfFile: file)
+        try self.init(document: XMLDocument(contentsOfFile: file), path: file)
+    }
+
+    /// Reads a description from `data`, named `path` in messages (one read from a box, say).
+    public init(data: Data, path: String) throws {
+        try self.init(document: XMLDocument(data: data, name: path), path: path)
+    }
+
+    /// The description a built root tree carries (`image/config.xml`, where KIWI leaves it), or nil.
+    public static func stored(inRoot root: String) throws -> KiwiDescription? {
+        let file = root + "/image/config.xml"
+        return FileManager.default.fileExists(atPath: file) ? try KiwiDescription(file: file) : nil
+    }
+
+    private init(document: XMLDocument, path file: String) throws {
         guard document.root?.name == "image", let name = document.string("/image/@name"), !name.isEmpty else {
             throw BoxstackError(.invalidData, "\(file) is not a KIWI description: it has no <image name=...> root element.")
         }

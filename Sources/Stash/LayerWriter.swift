@@ -189,11 +189,10 @@ final class LayerWriter {
     }
 
     /// Writes a header and copies the entry's data from a libarchive reader positioned at its data.
-    func write(entry: OpaquePointer, contentFrom reader: OpaquePointer, capture: ((Data) -> Void)? = nil) throws {
+    func write(entry: OpaquePointer, contentFrom reader: OpaquePointer) throws {
         let path = String(cString: archive_entry_pathname(entry))
         try writeHeader(entry, path: path)
         guard archive_entry_size(entry) > 0, archive_entry_hardlink(entry) == nil else { return }
-        var captured = capture == nil ? nil : Data()
         while true {
             let count = buffer.withUnsafeMutableBytes { archive_read_data(reader, $0.baseAddress, $0.count) }
             if count == 0 { break }
@@ -202,9 +201,7 @@ final class LayerWriter {
                 throw BoxstackError(.invalidData, "cannot read \(path) from the exported tar: \(message).")
             }
             try buffer.withUnsafeBytes { try writeData($0.baseAddress!, count, path: path) }
-            captured?.append(contentsOf: buffer[0..<count])
         }
-        if let captured { capture?(captured) }
     }
 
     private func writeHeader(_ entry: OpaquePointer, path: String) throws {

@@ -2,7 +2,6 @@ import BoxstackCore
 import CLibArchive
 import Foundation
 import OCI
-import XML
 
 #if canImport(Glibc)
     import Glibc
@@ -85,24 +84,20 @@ public struct StashStore: Sendable {
 
     // MARK: Stash a local tree
 
-    /// Stashes the root tree at `root` as `name:tag` (name defaults to the KIWI description's image name).
+    /// Stashes the root tree at `root` as `name:tag`, recording `labels` (else the labels of the image it extends).
     ///
     /// The first stash of a name writes one layer with the whole tree; each later one adds a single layer
     /// with only what changed since the image of `tag` (else `latest`, else the newest tag), deletions as whiteouts. Unchanged
     /// files are not read. Throws `permission` naming the first unreadable path, leaving the store as it was.
     @discardableResult
-    public func stash(root: String, name: String? = nil, tag: String = "latest", compression: LayerCompression = .gzip) throws -> StashResult {
+    public func stash(
+        root: String, name: String, tag: String = "latest", compression: LayerCompression = .gzip, labels: StashLabels? = nil
+    ) throws -> StashResult {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw BoxstackError(.notFound, "the root tree \(root) does not exist or is not a directory.")
         }
-        let configPath = root + "/image/config.xml"
-        let description = FileManager.default.fileExists(atPath: configPath) ? try DescriptionInfo(configXML: configPath) : nil
-        guard let stashName = name ?? description?.name else {
-            throw BoxstackError(
-                .invalidArgument, "\(root) has no image/config.xml to take the stash name from; pass --container-name NAME.")
-        }
-        let reference = try StashReference(name: stashName, tag: tag)
+        let reference = try StashReference(name: name, tag: tag)
         let scanned = try TreeScanner(root: root).scan()
         let manifest = TreeManifest(
             entries: scanned.map(\.entry), recordsExtendedAttributes: true, recordsHardlinks: true)
@@ -110,7 +105,7 @@ public struct StashStore: Sendable {
 
         return try writeStash(
             reference: reference, manifest: manifest, compression: compression, architecture: architecture,
-            description: description, createdBy: "boxstack stash --root \(root)"
+            labels: labels, createdBy: "boxstack stash --root \(root)"
         ) { writer, changed, whiteouts in
             var byPath: [String: Int] = [:]
             byPath.reserveCapacity(scanned.count)
@@ -149,19 +144,17 @@ public struct StashStore: Sendable {
     /// (`tree-export`), plus whiteouts for `deleted`, and records `manifest` as the new tree manifest.
     ///
     /// `deleted` and the tar's paths come from `TreeManifest.changes(from: previousTreeManifest(...), to: manifest)`.
-    /// Directories that became non-directories (and back) get their whiteout automatically. Labels come
-    /// from `image/config.xml` when the tar holds it, else from the previous image.
+    /// Directories that became non-directories (and back) get their whiteout automatically. `labels`
+    /// replace the previous image's when given.
     @discardableResult
     public func appendLayer(
         name: String, tag: String = "latest", fromTar tarPath: String, deleted: [String], manifest: TreeManifest,
-        compression: LayerCompression = .gzip, architecture: String? = nil
+        compression: LayerCompression = .gzip, architecture: String? = nil, labels: StashLabels? = nil
     ) throws -> StashResult {
         let reference = try StashReference(name: name, tag: tag)
-        var description: DescriptionInfo?
         return try writeStash(
             reference: reference, manifest: manifest, compression: compression, architecture: architecture,
-            description: nil, createdBy: "boxstack stash (boxed)", deletedOverride: deleted,
-            descriptionFromLayer: { description },
+            labels: labels, createdBy: "boxstack stash (boxed)", deletedOverride: deleted,
             writeLayer: { writer, _, whiteouts in
                 let reader = try LayerReader(path: tarPath, description: "the exported tree \(tarPath)", expected: nil)
                 var pending = whiteouts[...]
@@ -189,10 +182,7 @@ public struct StashStore: Sendable {
                     }
                     archive_entry_set_uname(entry, nil)
                     archive_entry_set_gname(entry, nil)
-                    let capture: ((Data) -> Void)? =
-                        path == "image/config.xml"
-                        ? { data in description = try? DescriptionInfo(document: XMLDocument(data: data, name: "image/config.xml")) } : nil
-                    try writer.write(entry: entry, contentFrom: reader.archive, capture: capture)
+                    try writer.write(entry: entry, contentFrom: reader.archive)
                 }
                 try reader.finish()
                 for path in pending { try writer.writeWhiteout(for: path) }
@@ -218,8 +208,7 @@ public struct StashStore: Sendable {
     /// `writeLayer(writer, changedPaths, whiteoutPaths)`, then config, manifest and tag.
     private func writeStash(
         reference: StashReference, manifest tree: TreeManifest, compression: LayerCompression, architecture: String?,
-        description: DescriptionInfo?, createdBy: String, deletedOverride: [String]? = nil,
-        descriptionFromLayer: () -> DescriptionInfo? = { nil },
+        labels given: StashLabels?, createdBy: String, deletedOverride: [String]? = nil,
         writeLayer: (LayerWriter, [String], [String]) throws -> Void
     ) throws -> StashResult {
         let lock = try lock(name: reference.name)
@@ -282,13 +271,13 @@ public struct StashStore: Sendable {
         config.history = history
         var labels = config.labels
         labels[Label.created] = now
-        if let info = description ?? descriptionFromLayer() {
-            if let value = info.name { labels[Label.descriptionName] = value }
-            if let value = info.version { labels[Label.descriptionVersion] = value }
-            if let value = info.author {
-                labels[Label.author] = value
-                config.author = value
+        if let given {
+            for (key, value) in [
+                (Label.descriptionName, given.descriptionName), (Label.descriptionVersion, given.descriptionVersion), (Label.author, given.author),
+            ] {
+                labels[key] = value
             }
+            config.author = given.author
         }
         config.labels = labels
         let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)

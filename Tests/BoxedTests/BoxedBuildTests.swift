@@ -1,4 +1,3 @@
-import Boxed
 import BoxstackCore
 import Foundation
 import Guest
@@ -7,6 +6,8 @@ import Machine
 import Stash
 import TestSupport
 import Testing
+
+@testable import Boxed
 
 /// A guest agent that records every command and answers from a script: the exit status per command
 /// (matched by its first words), and the bundle step writes a result into the target directory the
@@ -18,6 +19,8 @@ final class RecordingGuest: GuestCommands, @unchecked Sendable {
     var statuses: [String: BoxstackCore.ExitStatus] = [:]
     /// Where `kiwi-ng result bundle` "writes" its result on the host; nil writes nothing.
     var bundleInto: String?
+    /// Standard output per command (matched by its first words).
+    var output: [String: String] = [:]
 
     func run(
         _ argv: [String], cwd: String?, environment: [String: String],
@@ -27,7 +30,8 @@ final class RecordingGuest: GuestCommands, @unchecked Sendable {
         if argv.starts(with: ["kiwi-ng", "result", "bundle"]), let bundleInto {
             try Data("image".utf8).write(to: URL(fileURLWithPath: bundleInto + "/tiny.x86_64-1.0.0.tar.xz"))
         }
-        onStdout(Data("ran \(argv[0])\n".utf8))
+        let scripted = lock.withLock { output.first { argv.joined(separator: " ").hasPrefix($0.key) }?.value }
+        onStdout(Data((scripted ?? "ran \(argv[0])\n").utf8))
         return lock.withLock { statuses.first { argv.joined(separator: " ").hasPrefix($0.key) }?.value }
             ?? BoxstackCore.ExitStatus.terminated(code: 0)
     }
@@ -217,5 +221,15 @@ final class RecordingLauncher: BoxLauncher, @unchecked Sendable {
         #expect(guest.commands.firstIndex(of: pip) ?? 99 < guest.commands.firstIndex { $0 == ["rm", "-rf", "/var/tmp/boxstack"] } ?? 0)
         let kiwi = try #require(guest.commands.first { $0.starts(with: ["kiwi-ng", "--type"]) })
         #expect(kiwi.starts(with: ["kiwi-ng", "--type", "oem", "--profile", "a", "--profile", "b", "system", "build"]))
+    }
+
+    @Test func keepRootReadsTheDescriptionKiwiLeftInTheBox() async throws {
+        let config = try String(contentsOfFile: description + "/config.kiwi", encoding: .utf8)
+        guest.output["sh -c test ! -e"] = config
+        let stored = try #require(try await BoxedStash.storedDescription(guestRoot: "/var/tmp/boxstack/target/build/image-root", guest: guest))
+        #expect(StashLabels(stored).descriptionName == "tiny-debian")
+        #expect(guest.commands.last?.last == "/var/tmp/boxstack/target/build/image-root/image/config.xml")
+        guest.output["sh -c test ! -e"] = ""
+        #expect(try await BoxedStash.storedDescription(guestRoot: "/elsewhere", guest: guest) == nil)
     }
 }

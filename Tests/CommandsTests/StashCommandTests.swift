@@ -124,4 +124,33 @@ import Testing
         #expect(leftovers.isEmpty)
         #expect(!FileManager.default.fileExists(atPath: otherStore + "/team/absent"))
     }
+
+    @Test func theDefaultNameAndLabelsComeFromTheTreesDescription() throws {
+        let tree = directory.file("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        let stashed = try boxstack(["stash", "--root", tree]).check()
+        #expect(stashed.output.contains("sample-image:latest"))
+        let layout = directory.file("store/sample-image")
+        let inspect = try Subprocess.run(["skopeo", "inspect", "oci:" + layout + ":latest"]).check()
+        #expect(inspect.output.contains("\"io.boxstack.description.version\": \"1.2.3\""))
+        #expect(inspect.output.contains("Test Author"))
+    }
+
+    @Test func aDefaultNameFromTheDescriptionIsValidated() throws {
+        let tree = directory.file("tree")
+        try TreeFixture.makeSampleTree(at: tree, imageName: "Leap-VM")
+        let result = try boxstack(["stash", "--root", tree])
+        #expect(!result.status.isSuccess)
+        #expect(result.errorOutput.contains("\"Leap-VM\""))
+        #expect(result.errorOutput.contains("leap-vm"))
+        #expect(try list().isEmpty)
+    }
+
+    @Test func aTreeWithoutADescriptionNeedsAName() throws {
+        let tree = directory.file("bare")
+        try TreeFixture.shell("echo hi > file", in: tree)
+        let result = try boxstack(["stash", "--root", tree])
+        #expect(!result.status.isSuccess)
+        #expect(result.errorOutput.contains("--container-name"))
+    }
 }

@@ -82,11 +82,11 @@ import Testing
     @Test func incrementalStashWithWhiteoutsEqualsUnpack() throws {
         let tree = path("tree")
         try TreeFixture.makeSampleTree(at: tree)
-        try store.stash(root: tree)
+        try store.stash(root: tree, name: "sample-image")
         try TreeFixture.shell(
             "rm -r usr/lib/deep && rm etc/empty && echo changed > etc/hostname && mkdir -p new/dir && echo n > new/dir/f",
             in: tree)
-        let result = try store.stash(root: tree)
+        let result = try store.stash(root: tree, name: "sample-image")
         #expect(result.layerCount == 2)
         let (report, tar, _) = try expectExportMatchesUnpack([result.reference])
         #expect(report.layers == 2)

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Boxed
 import BoxstackCore
 import Foundation
+import Kiwi
 import OCI
 import Stash
 
@@ -65,7 +67,14 @@ struct StashTree: AsyncParsableCommand {
                 return
             }
             guard let root else { return }
-            print(try store.stash(root: root, name: containerName, tag: tag, compression: compression.layerCompression).summary)
+            let description = try KiwiDescription.stored(inRoot: root)
+            guard let name = containerName ?? description?.name else {
+                throw BoxstackError(
+                    .invalidArgument, "\(root) has no image/config.xml to take the stash name from; pass --container-name NAME.")
+            }
+            let result = try store.stash(
+                root: root, name: name, tag: tag, compression: compression.layerCompression, labels: description.map(StashLabels.init))
+            print(result.summary)
         }
     }
 }
