@@ -52,8 +52,10 @@ import Testing
             runDirectory: session.runDirectory.path)
     }
 
-    /// An aarch64 box boots on this x86_64 host under TCG and its agent answers.
-    @Test func aarch64BoxBootsAndAnswersHello() async throws {
+    /// An aarch64 box boots on this x86_64 host under TCG, its agent answers, and real KIWI in it
+    /// turns a small arm64 root (the box's own dash and its libraries, with its own image/config.xml)
+    /// into an image whose binaries are aarch64 ELF files.
+    @Test func aarch64BoxBootsAndBuildsAnArm64Image() async throws {
         let workspace = try TemporaryDirectory("aarch64")
         let options = TestBox.options(image: try TestBox.image(arch: "aarch64"), workspace: workspace, timeout: .seconds(600))
         let session = try await BoxSession.start(options)
@@ -65,5 +67,33 @@ import Testing
         let agent = try #require(session.agent)
         let uname = try await agent.collect(["uname", "-m"])
         #expect(uname.stdout == "aarch64\n")
+
+        let script = #"""
+            set -e
+            root=/var/tmp/arm-root out=/var/tmp/arm-out
+            rm -rf "$root" "$out"
+            mkdir -p "$root/bin" "$root/etc" "$root/image" "$root/usr/share/doc" "$root/var/lib/dpkg" "$root/tmp"
+            cp /bin/dash "$root/bin/sh"
+            for lib in $(ldd /bin/dash | grep -o '/[^ ]*'); do mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; done
+            : > "$root/var/lib/dpkg/status"
+            echo tiny > "$root/etc/hostname"
+            cat > "$root/image/config.xml" <<'EOF'
+            <?xml version="1.0" encoding="utf-8"?>
+            <image schemaversion="7.5" name="tiny-arm">
+              <description type="system"><author>boxstack tests</author><contact>tests@example.org</contact>
+                <specification>A tiny arm64 root for kiwi-ng system create</specification></description>
+              <preferences><version>1.0.0</version><packagemanager>apt</packagemanager><type image="tbz"/></preferences>
+              <repository type="apt-deb"><source path="http://deb.debian.org/debian"/></repository>
+              <packages type="image"><package name="dash"/></packages>
+              <packages type="bootstrap"><package name="dash"/></packages>
+            </image>
+            EOF
+            kiwi-ng system create --root "$root" --target-dir "$out" >"$out.log" 2>&1 || { tail -30 "$out.log"; exit 1; }
+            tar -xJOf "$out"/tiny-arm.aarch64-1.0.0.tar.xz ./bin/sh | od -An -tx1 -j18 -N2
+            """#
+        let built = try await agent.collect(["sh", "-c", script])
+        #expect(built.status == .terminated(code: 0), "\(built.stdout)\(built.stderr)")
+        // e_machine 0x00b7 is EM_AARCH64.
+        #expect(built.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "b7 00", "\(built.stdout)")
     }
 }
