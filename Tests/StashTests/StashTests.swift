@@ -268,6 +268,24 @@ struct StashInteropTests {
         #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
     }
 
+    /// `umoci insert ROOT /` writes the root itself as `/` and every name with a leading `/`: a
+    /// container made that way unpacks (its names are relative to the root, as runtimes read them).
+    @Test func aContainerInsertedAtTheRootByUmociUnpacks() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.shell("mkdir -p etc usr/bin && echo debian > etc/hostname && ln -s ../etc/hostname usr/bin/name", in: tree)
+        let layout = scratch.store.layoutPath(name: "inserted")
+        try Subprocess.run(["umoci", "init", "--layout", layout]).check()
+        try Subprocess.run(["umoci", "new", "--image", layout + ":latest"]).check()
+        var insert = ["umoci", "insert", "--image", layout + ":latest", tree, "/"]
+        if !TreeFixture.isRoot { insert.insert("--rootless", at: 2) }
+        try Subprocess.run(insert).check()
+        let unpacked = scratch.path("unpacked")
+        try scratch.store.unpack([try StashReference(name: "inserted")], into: unpacked)
+        #expect(try String(contentsOfFile: unpacked + "/etc/hostname", encoding: .utf8) == "debian\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: unpacked + "/usr/bin/name") == "../etc/hostname")
+    }
+
     @Test func imageMadeByUmociWithWhiteoutsUnpacksCorrectly() throws {
         let scratch = try Scratch()
         let layout = scratch.store.layoutPath(name: "from-umoci")
