@@ -46,6 +46,12 @@ public struct Boxstack: AsyncParsableCommand {
 
     public init() {}
 
+    /// SIGINT and SIGTERM run the registered clean-ups (a box's teardown, a stash's temporary) and end
+    /// the program with 128 + the signal; taken over before any work starts, so none is missed.
+    public static func takeOverSignals() {
+        TeardownRegistry.shared.installSignalHandlers()
+    }
+
     public func run() async throws {
         guard !kiwiArguments.isEmpty else {
             throw ValidationError(

@@ -33,6 +33,13 @@ public final class TeardownRegistry: @unchecked Sendable {
         _ = lock.withLock { actions.removeValue(forKey: token) }
     }
 
+    /// Takes over SIGINT and SIGTERM now. The program calls it first thing: a dispatch signal source is
+    /// armed asynchronously, and a signal that came between ignoring it and the source being armed
+    /// would be lost, so handlers installed only when the first clean-up registers could miss a Ctrl-C.
+    public func installSignalHandlers() {
+        lock.withLock { installSignalHandlersIfNeeded() }
+    }
+
     private func installSignalHandlersIfNeeded() {
         guard sources.isEmpty else { return }
         for signalNumber in [SIGINT, SIGTERM] {
