@@ -19,13 +19,10 @@ extension StashStore {
         let layers = try stackedLayers(references)
         // A blob changed in the store is refused before anything is written; the readers check again as they stream.
         for layer in layers { try layer.verify() }
-        let plan = try LayerStackPlan(layers: layers) { name, layer, reason in
-            BoxstackError(
-                .invalidData,
-                "refusing the entry \(Terminal.quoted(name)) of \(layer.description): \(reason); the unpack into \(root) stopped there.")
-        }
         try FileManager.default.makeDirectory(root)
-        return try TreeUnpacker(root: root).apply(plan)
+        let unpacker = try TreeUnpacker(root: root)
+        for layer in layers { try unpacker.apply(layer.open()) }
+        return try unpacker.finish()
     }
 
     /// The layers of `references`, bottom first, with the digests and diffIDs their images record.

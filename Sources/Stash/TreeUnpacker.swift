@@ -30,52 +30,51 @@ public struct UnpackReport: Sendable, Equatable {
     }
 }
 
-/// Writes the tree a stack of layers means (`LayerStackPlan`) into an empty directory; nothing
-/// outside the directory can change.
+/// Applies layers to a directory with OCI whiteout semantics; nothing outside the directory can change.
 ///
-/// Only the winning entries are written, each once, in the plan's order: what a higher layer hides or
-/// replaces never reaches the disk, so no whiteout or opaque marker removes anything. Containment is
-/// the kernel's: every path is opened below the root's descriptor with `openat2(2)` and
-/// `RESOLVE_IN_ROOT` (`ContainedDirectory`), and every change (create, write, link, owner, mode,
-/// times, extended attributes) is made relative to a directory descriptor obtained that way, on a
-/// final name that is never followed. So a symlink in the tree resolves inside it as it would in a
-/// container, and no entry order, missing directory or path length leads outside. libarchive only
-/// reads the tar; it writes nothing.
+/// Containment is the kernel's: every path is opened below the root's descriptor with `openat2(2)`
+/// and `RESOLVE_IN_ROOT` (`ContainedDirectory`), and every change (create, write, link, owner, mode,
+/// times, extended attributes, whiteout and opaque removal) is made relative to a directory
+/// descriptor obtained that way, on a final name that is never followed. So a symlink in the tree
+/// resolves inside it as it would in a container, and no entry order, missing directory or path
+/// length leads outside. libarchive only reads the tar; it writes nothing.
 final class TreeUnpacker {
     private let root: ContainedDirectory
     private let isRoot = geteuid() == 0
     private var report = UnpackReport()
-    /// Modes and times of directory entries, set once everything below them is in place.
+    /// Directories made writable for a non-root user, with their original modes, restored at the end.
+    private var madeWritable: [String: mode_t] = [:]
+    /// Paths written by the layer being applied, and their ancestors (whiteouts only hide lower layers).
+    private var touched: Set<String> = []
+    private var touchedAncestors: Set<String> = []
+    /// Times of directories this layer changes the contents of without having an entry for them,
+    /// restored at the end of the layer so unchanged directories keep their mtime.
+    private var parentTimes: [String: (access: timespec, modification: timespec)] = [:]
+    /// Modes and times of this layer's directory entries, set once the layer's contents are all in place.
     private var directoryMetadata: [(path: String, mode: mode_t, times: [timespec])] = []
     /// The parent directory of the last entry, kept open while entries share it.
     private var cachedParent: (path: String, descriptor: Int32)?
 
     init(root: String) throws {
         self.root = try ContainedDirectory(path: root)
-        let children = try DirectoryTree.names(in: self.root.descriptor)
-        guard children.isEmpty else {
-            throw BoxstackError(
-                .invalidArgument, "\(root) is not empty; unpack into a new or empty directory (nothing was written).")
-        }
     }
 
     deinit { forgetParent() }
 
-    /// Writes the winners of `plan`; every layer's digests are checked as it streams and at its end.
-    func apply(_ plan: LayerStackPlan) throws -> UnpackReport {
-        var readers = LayerReaders(layers: plan.layers)
+    // MARK: Layers
+
+    /// Applies one layer; its digests are checked by `layer` as it streams and at its end.
+    func apply(_ layer: LayerReader) throws {
+        touched = []
+        touchedAncestors = []
+        parentTimes = [:]
+        directoryMetadata = []
         defer { forgetParent() }
-        for slot in plan.merged {
-            switch slot.item {
-            case .header(let header):
-                try applyEntry(header, path: slot.path, layer: nil, description: plan.layers[slot.layer].description)
-            case .content(let layer, let ordinal, _):
-                let (entry, reader) = try readers.entry(layer: layer, ordinal: ordinal)
-                try applyEntry(entry, path: slot.path, layer: reader, description: reader.description)
-            }
+        while let entry = try layer.next() {
+            try applyEntry(entry, layer: layer)
         }
-        try readers.finish()
-        forgetParent()
+        try layer.finish()
+        restoreParentTimes()
         // Deepest first, so setting a parent's times is the last change below it.
         for item in directoryMetadata.reversed() {
             guard let descriptor = try? root.open(components(item.path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
@@ -83,81 +82,116 @@ final class TreeUnpacker {
             chmod(Self.procPath(descriptor), item.mode)
             utimensat(AT_FDCWD, Self.procPath(descriptor), item.times, 0)
         }
+    }
+
+    /// Restores directory modes changed for a non-root user; returns the report.
+    func finish() throws -> UnpackReport {
+        for (relative, mode) in madeWritable.sorted(by: { $0.key.count > $1.key.count }) {
+            guard let descriptor = try? root.open(components(relative), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
+            chmod(Self.procPath(descriptor), mode)
+            close(descriptor)
+        }
         return report
     }
 
-    private func refuse(_ name: String, _ description: String, _ reason: String) -> BoxstackError {
+    private func refuse(_ name: String, _ layer: LayerReader, _ reason: String) -> BoxstackError {
         BoxstackError(
             .invalidData,
-            "refusing the entry \(Terminal.quoted(name)) of \(description): \(reason); the unpack into \(root.path) stopped there.")
+            "refusing the entry \(Terminal.quoted(name)) of \(layer.description): \(reason); the unpack into \(root.path) stopped there.")
     }
 
-    private func failed(_ name: String, _ description: String, _ action: String, code: Int32 = errno) -> BoxstackError {
+    private func failed(_ name: String, _ layer: LayerReader, _ action: String, code: Int32 = errno) -> BoxstackError {
         BoxstackError(
             .permission,
-            "cannot \(action) \(Terminal.quoted(name)) of \(description) in \(root.path): \(String(cString: strerror(code))).")
+            "cannot \(action) \(Terminal.quoted(name)) of \(layer.description) in \(root.path): \(String(cString: strerror(code))).")
     }
 
-    private func refuse(_ name: String, _ description: String, _ error: ContainedDirectory.PathError) -> BoxstackError {
+    private func refuse(_ name: String, _ layer: LayerReader, _ error: ContainedDirectory.PathError) -> BoxstackError {
         switch error.code {
-        case ENOTDIR: refuse(name, description, "\(Terminal.quoted(error.path)) is not a directory")
-        case ELOOP: refuse(name, description, "too many levels of symlinks below \(Terminal.quoted(error.path))")
-        case ENAMETOOLONG: refuse(name, description, "a name in \(Terminal.quoted(error.path)) is too long")
-        default: failed(name, description, "resolve \(Terminal.quoted(error.path)) for", code: error.code)
+        case ENOTDIR: refuse(name, layer, "\(Terminal.quoted(error.path)) is not a directory")
+        case ELOOP: refuse(name, layer, "too many levels of symlinks below \(Terminal.quoted(error.path))")
+        case ENAMETOOLONG: refuse(name, layer, "a name in \(Terminal.quoted(error.path)) is too long")
+        default: failed(name, layer, "resolve \(Terminal.quoted(error.path)) for", code: error.code)
         }
     }
 
-    /// Writes one winning entry at `path`; `layer` is the reader positioned at its content (nil for a
-    /// header without content: a directory or a hard link).
-    private func applyEntry(_ entry: OpaquePointer, path: String, layer: LayerReader?, description: String) throws {
+    private func applyEntry(_ entry: OpaquePointer, layer: LayerReader) throws {
+        guard let rawPointer = archive_entry_pathname(entry) else { throw refuse("", layer, "it has no name") }
+        let raw = String(cString: rawPointer)
+        let meaning: LayerPath.Meaning
+        do throws(LayerPath.UnsafeName) { meaning = try LayerPath.meaning(of: raw) } catch { throw refuse(raw, layer, error.reason) }
+        switch meaning {
+        case .metadata:
+            return
+        case .opaque(let directory):
+            try removeLower(inDirectory: directory, entry: raw, layer: layer)
+        case .whiteout(let path):
+            try removeLower(path, entry: raw, layer: layer)
+        case .root:
+            guard archive_entry_filetype(entry) == ArchiveFileType.directory else { throw refuse(raw, layer, "the root can only be a directory") }
+            let descriptor: Int32
+            do throws(ContainedDirectory.PathError) { descriptor = try root.open([], flags: BOXSTACK_O_PATH | O_DIRECTORY) } catch {
+                throw refuse(raw, layer, error)
+            }
+            defer { close(descriptor) }
+            try setDirectoryMetadata(entry, descriptor: descriptor, path: "", raw: raw, layer: layer)
+        case .path(let path):
+            try write(entry, path: path, raw: raw, layer: layer)
+            report.entries += 1
+            markTouched(path)
+        }
+    }
+
+    private func write(_ entry: OpaquePointer, path: String, raw: String, layer: LayerReader) throws {
         let (parentPath, name) = LayerPath.split(path)
-        let parent = try parentDirectory(parentPath, raw: path, description: description)
+        let parent = try parentDirectory(parentPath, raw: raw, layer: layer)
+        rememberTimes(ofDirectory: parentPath, descriptor: parent)
+        makeWritable(parentPath, descriptor: parent)
         let type = archive_entry_filetype(entry)
         var existing = stat()
         let exists = fstatat(parent, name, &existing, AT_SYMLINK_NOFOLLOW) == 0
-        report.entries += 1
+        let existingIsDirectory = exists && existing.st_mode & S_IFMT == S_IFDIR
+
         if let hardlink = archive_entry_hardlink(entry) {
-            try link(name, in: parent, to: String(cString: hardlink), raw: path, description: description)
+            try link(name, in: parent, to: String(cString: hardlink), existing: exists ? existing : nil, raw: raw, layer: layer)
             return
         }
-        if exists, !(existing.st_mode & S_IFMT == S_IFDIR && type == ArchiveFileType.directory) {
-            // Only an implied parent (a directory made for an entry below it) can be in the way.
-            throw refuse(path, description, "it is in the tree twice")
+        if exists, !(existingIsDirectory && type == ArchiveFileType.directory) {
+            // A later layer puts something else where an entry was (a directory goes with its subtree).
+            try remove(name, in: parent, isDirectory: existingIsDirectory, raw: raw, layer: layer)
         }
         switch type {
         case ArchiveFileType.directory:
-            if !exists, mkdirat(parent, name, 0o700) != 0 { throw failed(path, description, "create the directory") }
+            if !existingIsDirectory, mkdirat(parent, name, 0o700) != 0 { throw failed(raw, layer, "create the directory") }
             let descriptor = openat(parent, name, BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard descriptor >= 0 else { throw failed(path, description, "open the directory") }
+            guard descriptor >= 0 else { throw failed(raw, layer, "open the directory") }
             defer { close(descriptor) }
-            try setDirectoryMetadata(entry, descriptor: descriptor, path: path, description: description)
+            try setDirectoryMetadata(entry, descriptor: descriptor, path: path, raw: raw, layer: layer)
         case ArchiveFileType.regular:
-            guard let layer else { throw refuse(path, description, "it has no content") }
-            try writeFile(entry, name: name, in: parent, raw: path, layer: layer)
+            try writeFile(entry, name: name, in: parent, raw: raw, layer: layer)
         case ArchiveFileType.symlink:
-            guard let target = archive_entry_symlink(entry) else { throw refuse(path, description, "the symlink has no target") }
-            guard symlinkat(target, parent, name) == 0 else { throw failed(path, description, "create the symlink") }
-            try setNodeMetadata(entry, name: name, in: parent, raw: path, description: description, isSymlink: true)
+            guard let target = archive_entry_symlink(entry) else { throw refuse(raw, layer, "the symlink has no target") }
+            guard symlinkat(target, parent, name) == 0 else { throw failed(raw, layer, "create the symlink") }
+            try setNodeMetadata(entry, name: name, in: parent, raw: raw, layer: layer, isSymlink: true)
         case ArchiveFileType.characterDevice, ArchiveFileType.blockDevice, ArchiveFileType.fifo:
             guard mknodat(parent, name, type | 0o600, archive_entry_rdev(entry)) == 0 else {
                 if !isRoot, errno == EPERM, type != ArchiveFileType.fifo {
                     report.devicesNotCreated += 1
                     return
                 }
-                throw failed(path, description, "create the node")
+                throw failed(raw, layer, "create the node")
             }
-            try setNodeMetadata(entry, name: name, in: parent, raw: path, description: description, isSymlink: false)
+            try setNodeMetadata(entry, name: name, in: parent, raw: raw, layer: layer, isSymlink: false)
         default:
-            report.warnings.append("\(Terminal.quoted(path)): sockets and unknown file types are not unpacked")
+            report.warnings.append("\(Terminal.quoted(raw)): sockets and unknown file types are not unpacked")
         }
     }
 
     // MARK: Files
 
     private func writeFile(_ entry: OpaquePointer, name: String, in parent: Int32, raw: String, layer: LayerReader) throws {
-        let description = layer.description
         let file = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard file >= 0 else { throw failed(raw, description, "create") }
+        guard file >= 0 else { throw failed(raw, layer, "create") }
         var closed = false
         defer { if !closed { close(file) } }
         try layer.readData { block, offset in
@@ -165,64 +199,74 @@ final class TreeUnpacker {
             while written < block.count {
                 let count = pwrite(file, block.baseAddress! + written, block.count - written, off_t(offset) + off_t(written))
                 if count < 0, errno == EINTR { continue }
-                guard count > 0 else { throw failed(raw, description, "write", code: count == 0 ? ENOSPC : errno) }
+                guard count > 0 else { throw failed(raw, layer, "write", code: count == 0 ? ENOSPC : errno) }
                 written += count
             }
         }
         // Sparse files end in a hole that no data block reaches.
         let size = archive_entry_size(entry)
-        if size > 0, ftruncate(file, off_t(size)) != 0 { throw failed(raw, description, "write") }
-        try setOwner(entry, raw: raw, description: description) { fchown(file, $0, $1) }
-        guard fchmod(file, mode_t(archive_entry_perm(entry))) == 0 else { throw failed(raw, description, "set the mode of") }
+        if size > 0, ftruncate(file, off_t(size)) != 0 { throw failed(raw, layer, "write") }
+        try setOwner(entry, raw: raw, layer: layer) { fchown(file, $0, $1) }
+        guard fchmod(file, mode_t(archive_entry_perm(entry))) == 0 else { throw failed(raw, layer, "set the mode of") }
         setExtendedAttributes(entry, raw: raw) { fsetxattr(file, $0, $1, $2, 0) }
         var times = Self.times(entry)
-        guard futimens(file, &times) == 0 else { throw failed(raw, description, "set the times of") }
+        guard futimens(file, &times) == 0 else { throw failed(raw, layer, "set the times of") }
         closed = true
         // Deferred write errors (a full disk on some file systems) surface at close.
-        guard close(file) == 0 else { throw failed(raw, description, "write") }
+        guard close(file) == 0 else { throw failed(raw, layer, "write") }
     }
 
-    /// A hard link to an entry written before it (the plan puts link targets first).
-    private func link(_ name: String, in parent: Int32, to target: String, raw: String, description: String) throws {
+    private func link(
+        _ name: String, in parent: Int32, to rawTarget: String, existing: stat?, raw: String, layer: LayerReader
+    ) throws {
+        let target: String
+        do throws(LayerPath.UnsafeName) { target = try LayerPath.normalized(rawTarget) } catch {
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) is outside the tree")
+        }
+        guard !target.isEmpty else { throw refuse(raw, layer, "it is a hard link to the root directory") }
         let (targetParentPath, targetName) = LayerPath.split(target)
         let targetParent: Int32
         do throws(ContainedDirectory.PathError) {
             targetParent = try root.openDirectory(components(targetParentPath), creatingWithMode: nil)
         } catch {
-            throw refuse(raw, description, "its hard link target \(Terminal.quoted(target)) does not exist")
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) does not exist")
         }
         defer { close(targetParent) }
         var info = stat()
-        guard fstatat(targetParent, targetName, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT != S_IFDIR else {
-            throw refuse(raw, description, "its hard link target \(Terminal.quoted(target)) is not a file of the tree")
+        guard fstatat(targetParent, targetName, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) does not exist")
         }
-        guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failed(raw, description, "create the hard link") }
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw refuse(raw, layer, "its hard link target is a directory") }
+        if let existing {
+            if existing.st_ino == info.st_ino, existing.st_dev == info.st_dev { return }
+            try remove(name, in: parent, isDirectory: existing.st_mode & S_IFMT == S_IFDIR, raw: raw, layer: layer)
+        }
+        guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failed(raw, layer, "create the hard link") }
     }
 
     // MARK: Metadata
 
-    private func setDirectoryMetadata(_ entry: OpaquePointer, descriptor: Int32, path: String, description: String) throws {
+    private func setDirectoryMetadata(_ entry: OpaquePointer, descriptor: Int32, path: String, raw: String, layer: LayerReader) throws {
         let proc = Self.procPath(descriptor)
-        try setOwner(entry, raw: path, description: description) { chown(proc, $0, $1) }
-        setExtendedAttributes(entry, raw: path) { setxattr(proc, $0, $1, $2, 0) }
+        try setOwner(entry, raw: raw, layer: layer) { chown(proc, $0, $1) }
+        setExtendedAttributes(entry, raw: raw) { setxattr(proc, $0, $1, $2, 0) }
         directoryMetadata.append((path, mode_t(archive_entry_perm(entry)), Self.times(entry)))
+        // The directory's final mode comes at the end of the layer; until then its owner may write in it.
+        if !isRoot { chmod(proc, 0o700) }
     }
 
-    private func setNodeMetadata(
-        _ entry: OpaquePointer, name: String, in parent: Int32, raw: String, description: String, isSymlink: Bool
-    ) throws {
-        try setOwner(entry, raw: raw, description: description) { fchownat(parent, name, $0, $1, AT_SYMLINK_NOFOLLOW) }
-        if !isSymlink, fchmodat(parent, name, mode_t(archive_entry_perm(entry)), 0) != 0 {
-            throw failed(raw, description, "set the mode of")
-        }
+    private func setNodeMetadata(_ entry: OpaquePointer, name: String, in parent: Int32, raw: String, layer: LayerReader, isSymlink: Bool) throws {
+        try setOwner(entry, raw: raw, layer: layer) { fchownat(parent, name, $0, $1, AT_SYMLINK_NOFOLLOW) }
+        if !isSymlink, fchmodat(parent, name, mode_t(archive_entry_perm(entry)), 0) != 0 { throw failed(raw, layer, "set the mode of") }
         // lsetxattr on the name below the (already contained) directory: the name itself is not followed.
         let path = Self.procPath(parent) + "/" + name
         setExtendedAttributes(entry, raw: raw) { lsetxattr(path, $0, $1, $2, 0) }
-        utimensat(parent, name, Self.times(entry), AT_SYMLINK_NOFOLLOW)
+        let times = Self.times(entry)
+        utimensat(parent, name, times, AT_SYMLINK_NOFOLLOW)
     }
 
     /// Sets the entry's numeric owner as root; as another user, counts owners that differ from the user's.
-    private func setOwner(_ entry: OpaquePointer, raw: String, description: String, _ change: (uid_t, gid_t) -> Int32) throws {
+    private func setOwner(_ entry: OpaquePointer, raw: String, layer: LayerReader, _ change: (uid_t, gid_t) -> Int32) throws {
         let uid = uid_t(truncatingIfNeeded: archive_entry_uid(entry))
         let gid = gid_t(truncatingIfNeeded: archive_entry_gid(entry))
         guard isRoot else {
@@ -231,7 +275,7 @@ final class TreeUnpacker {
         }
         guard change(uid, gid) == 0 else {
             // Root of a user namespace that does not map this owner (EINVAL), or without CAP_CHOWN (EPERM).
-            guard errno == EINVAL || errno == EPERM else { throw failed(raw, description, "set the owner of") }
+            guard errno == EINVAL || errno == EPERM else { throw failed(raw, layer, "set the owner of") }
             report.ownersNotRestored += 1
             return
         }
@@ -280,12 +324,12 @@ final class TreeUnpacker {
     private func components(_ path: String) -> [Substring] { path.split(separator: "/") }
 
     /// The directory `path` of the tree (created with its missing parents), resolved inside the root.
-    private func parentDirectory(_ path: String, raw: String, description: String) throws -> Int32 {
+    private func parentDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32 {
         if let cachedParent, cachedParent.path == path { return cachedParent.descriptor }
         forgetParent()
         let descriptor: Int32
         do throws(ContainedDirectory.PathError) { descriptor = try root.openDirectory(components(path), creatingWithMode: 0o755) } catch {
-            throw refuse(raw, description, error)
+            throw refuse(raw, layer, error)
         }
         cachedParent = (path, descriptor)
         return descriptor
@@ -294,5 +338,91 @@ final class TreeUnpacker {
     private func forgetParent() {
         if let cachedParent { close(cachedParent.descriptor) }
         cachedParent = nil
+    }
+
+    /// As non-root, gives the user write access to the directory `path` for the rest of the unpack.
+    private func makeWritable(_ path: String, descriptor: Int32) {
+        guard !isRoot else { return }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & 0o300 != 0o300, info.st_uid == getuid() else { return }
+        if madeWritable[path] == nil { madeWritable[path] = info.st_mode & 0o7777 }
+        chmod(Self.procPath(descriptor), (info.st_mode & 0o7777) | 0o700)
+    }
+
+    /// Records the times of the directory `path` before its contents change, unless it was written
+    /// by this layer (then its own entry's times are set at the end of the layer).
+    private func rememberTimes(ofDirectory path: String, descriptor: Int32) {
+        guard parentTimes[path] == nil, !touched.contains(path) else { return }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return }
+        parentTimes[path] = (info.st_atim, info.st_mtim)
+    }
+
+    private func restoreParentTimes() {
+        for (path, times) in parentTimes where !touched.contains(path) {
+            guard let descriptor = try? root.open(components(path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
+            utimensat(AT_FDCWD, Self.procPath(descriptor), [times.access, times.modification], 0)
+            close(descriptor)
+        }
+    }
+
+    private func markTouched(_ path: String) {
+        touched.insert(path)
+        var parent = Substring(path)
+        while let slash = parent.lastIndex(of: "/") {
+            parent = parent[..<slash]
+            guard touchedAncestors.insert(String(parent)).inserted else { break }
+        }
+    }
+
+    // MARK: Whiteouts
+
+    /// Removes what lower layers put at `path`, keeping anything the current layer wrote there.
+    private func removeLower(_ path: String, entry: String, layer: LayerReader) throws {
+        if touched.contains(path) { return }
+        let (parentPath, name) = LayerPath.split(path)
+        guard let parent = try existingDirectory(parentPath, raw: entry, layer: layer) else { return }
+        defer { close(parent) }
+        var info = stat()
+        guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        let isDirectory = info.st_mode & S_IFMT == S_IFDIR
+        if touchedAncestors.contains(path), isDirectory {
+            try removeLower(inDirectory: path, entry: entry, layer: layer)
+            return
+        }
+        rememberTimes(ofDirectory: parentPath, descriptor: parent)
+        makeWritable(parentPath, descriptor: parent)
+        try remove(name, in: parent, isDirectory: isDirectory, raw: entry, layer: layer)
+    }
+
+    /// The opaque marker: removes every lower entry of the directory `path`.
+    private func removeLower(inDirectory path: String, entry: String, layer: LayerReader) throws {
+        guard let directory = try existingDirectory(path, raw: entry, layer: layer) else { return }
+        let children: [String]
+        do throws(DirectoryTree.Failure) { children = try DirectoryTree.names(in: directory) } catch {
+            close(directory)
+            throw failed(entry, layer, "list \(Terminal.quoted(path)) for")
+        }
+        close(directory)
+        for child in children { try removeLower(LayerPath.join(path, child), entry: entry, layer: layer) }
+    }
+
+    /// The existing directory `path` inside the root, or nil when it does not exist.
+    private func existingDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32? {
+        do throws(ContainedDirectory.PathError) {
+            return try root.openDirectory(components(path), creatingWithMode: nil)
+        } catch  where error.code == ENOENT || error.code == ENOTDIR {
+            return nil
+        } catch {
+            throw refuse(raw, layer, error)
+        }
+    }
+
+    private func remove(_ name: String, in parent: Int32, isDirectory: Bool, raw: String, layer: LayerReader) throws {
+        // The kept parent may lie in what goes; the directory removed from is not removed.
+        if isDirectory, cachedParent?.descriptor != parent { forgetParent() }
+        do throws(DirectoryTree.Failure) { try DirectoryTree.remove(name, in: parent, isDirectory: isDirectory) } catch {
+            throw failed(raw, layer, "remove \(Terminal.quoted(error.path)) for", code: error.code)
+        }
     }
 }
