@@ -53,34 +53,17 @@ struct WebSource: PublishedFileSource {
     }
 
     private func download(_ file: PublishedFile, into part: PartialDownload, progress: DownloadProgress, allowRestart: Bool) async throws {
-        var request = HTTPClientRequest(url: file.location)
         let offset = part.resumeOffset
-        if offset > 0 { request.headers.add(name: "Range", value: "bytes=\(offset)-") }
-        var expectedEnd: Int64?
+        let response: PartDownloadDelegate.Response
         do {
-            let response = try await client.execute(request, deadline: .distantFuture)
-            let length = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
-            switch response.status.code {
-            case 206 where offset > 0 && contentRangeStart(response.headers.first(name: "Content-Range")) == offset:
-                expectedEnd = length.map { offset + $0 }
-            case 200:
-                // A server without range support sends the whole file again.
-                try part.restart()
-                expectedEnd = length
-            case 416 where offset > 0 && allowRestart:
-                // The kept part no longer fits the file the server has; start over once.
-                try part.restart()
-                return try await download(file, into: part, progress: progress, allowRestart: false)
-            default:
-                throw BoxstackError(
-                    .network, "\(file.location) answered HTTP \(response.status.code); the cached box was left unchanged.")
-            }
-            let bar = progress.bar(total: expectedEnd)
-            bar.set(part.size)
-            defer { bar.finish() }
-            for try await chunk in response.body {
-                try part.append(chunk)
-                bar.advance(by: Int64(chunk.readableBytes))
+            var request = try HTTPClient.Request(url: file.location)
+            if offset > 0 { request.headers.add(name: "Range", value: "bytes=\(offset)-") }
+            let delegate = PartDownloadDelegate(part: part, offset: offset, progress: progress)
+            let task = client.execute(request: request, delegate: delegate, deadline: nil)
+            response = try await withTaskCancellationHandler {
+                try await task.futureResult.get()
+            } onCancel: {
+                task.cancel()
             }
         } catch let error as BoxstackError {
             throw error
@@ -88,6 +71,20 @@ struct WebSource: PublishedFileSource {
             throw BoxstackError(.interrupted, "The download of \(file.name) was cancelled; run the command again to resume it.")
         } catch {
             throw interrupted(file, part: part, cause: error)
+        }
+        let expectedEnd: Int64?
+        switch response.status {
+        case 206 where offset > 0 && response.contentRangeStart == offset:
+            expectedEnd = response.contentLength.map { offset + $0 }
+        case 200:
+            expectedEnd = response.contentLength
+        case 416 where offset > 0 && allowRestart:
+            // The kept part no longer fits the file the server has; start over once.
+            try part.restart()
+            return try await download(file, into: part, progress: progress, allowRestart: false)
+        default:
+            throw BoxstackError(
+                .network, "\(file.location) answered HTTP \(response.status); the cached box was left unchanged.")
         }
         if let expectedEnd, part.size != expectedEnd {
             throw interrupted(file, part: part, cause: nil)
@@ -101,9 +98,4 @@ struct WebSource: PublishedFileSource {
             cause: cause)
     }
 
-    private func contentRangeStart(_ header: String?) -> Int64? {
-        // "bytes 100-999/1000"
-        guard let header, header.hasPrefix("bytes "), let dash = header.firstIndex(of: "-") else { return nil }
-        return Int64(header[header.index(header.startIndex, offsetBy: 6)..<dash])
-    }
 }
