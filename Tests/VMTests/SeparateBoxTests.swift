@@ -89,7 +89,7 @@ import Testing
             </image>
             EOF
             kiwi-ng system create --root "$root" --target-dir "$out" >"$out.log" 2>&1 || { tail -30 "$out.log"; exit 1; }
-            tar -xJOf "$out"/tiny-arm.aarch64-1.0.0.tar.xz ./bin/sh | od -An -tx1 -j18 -N2
+            tar -xJOf "$out"/tiny-arm.aarch64-1.0.0.tar.xz --wildcards '*bin/sh' | od -An -tx1 -j18 -N2
             """#
         let built = try await agent.collect(["sh", "-c", script])
         #expect(built.status == .terminated(code: 0), "\(built.stdout)\(built.stderr)")
