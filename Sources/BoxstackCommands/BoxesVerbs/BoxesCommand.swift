@@ -42,7 +42,8 @@ struct BoxesList: AsyncParsableCommand {
             let rows = try BoxCache().list(catalog).map { listing -> Row in
                 var row = Row(name: listing.box.name, arch: listing.arch, description: listing.box.description, state: "not fetched")
                 switch listing.status {
-                case .notFetched: break
+                case .notFetched:
+                    if (try? listing.box.architecture(listing.arch))?.source == nil { row.state = "no source (build it; see boxes fetch)" }
                 case .cached(let size, let digest):
                     row.state = "cached"
                     row.size = size
