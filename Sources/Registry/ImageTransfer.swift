@@ -28,10 +28,7 @@ public struct ImageTransfer: Sendable {
 
     /// The platform of this machine (`linux/amd64`, `linux/arm64`), used to pick an image from an index.
     public static var hostPlatform: Platform {
-        var system = utsname()
-        uname(&system)
-        let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        return Platform(architecture: Platform.goArchitecture(machine), os: "linux")
+        Platform(architecture: Platform.goArchitecture(hostArchitecture), os: "linux")
     }
 
     // MARK: Push

@@ -24,8 +24,6 @@ final class LayerStackPlan {
 
     /// A winner at the position of entry `ordinal` of its layer.
     struct Slot {
-        /// The layer it comes from.
-        var layer: Int
         var ordinal: Int
         var path: String
         var item: Item
@@ -167,13 +165,13 @@ final class LayerStackPlan {
             markDecided(path)
             wonHere.insert(path)
             if isDirectory {
-                slots[index].append(Slot(layer: index, ordinal: ordinal, path: path, item: .header(try clone(entry, path: path, hardlink: nil))))
+                slots[index].append(Slot(ordinal: ordinal, path: path, item: .header(try clone(entry, path: path, hardlink: nil))))
                 continue
             }
             // A non-directory hides whatever lower layers have below its path.
             hiddenBelow.append(path)
             guard let root = linkTarget, let rootOrdinal = contentOrdinal[root] else {
-                slots[index].append(Slot(layer: index, ordinal: ordinal, path: path, item: .content(layer: index, ordinal: ordinal, path: path)))
+                slots[index].append(Slot(ordinal: ordinal, path: path, item: .content(layer: index, ordinal: ordinal, path: path)))
                 continue
             }
             let header = try clone(entry, path: path, hardlink: root)
@@ -205,13 +203,13 @@ final class LayerStackPlan {
                 carrier = first.path
                 slots[group.layer].append(
                     Slot(
-                        layer: group.layer, ordinal: group.ordinal, path: carrier,
+                        ordinal: group.ordinal, path: carrier,
                         item: .content(layer: group.layer, ordinal: group.ordinal, path: carrier)))
             }
             for link in links {
                 slots[group.layer].append(
                     Slot(
-                        layer: group.layer, ordinal: link.ordinal, path: link.path,
+                        ordinal: link.ordinal, path: link.path,
                         item: .header(try clone(link.header, path: link.path, hardlink: carrier))))
             }
         }
