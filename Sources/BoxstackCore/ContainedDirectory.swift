@@ -68,17 +68,29 @@ public final class ContainedDirectory: @unchecked Sendable {
         do throws(PathError) {
             return try open(components, flags: flags)
         } catch  where error.code == ENOENT && mode != nil {
-            // Create the missing tail one directory at a time; each step is resolved from the root again.
+            // Create the missing tail one directory at a time. Existing components are resolved from the
+            // root (symlinks included); below a directory made here, nothing else exists, so the rest is
+            // opened right beside it without resolving anything again.
             var parent = try open([], flags: flags)
+            var creating = false
             for count in 1...components.count {
                 let prefix = Array(components[..<count])
-                if let next = try? open(prefix, flags: flags) {
+                if !creating, let next = try? open(prefix, flags: flags) {
                     close(parent)
                     parent = next
                     continue
                 }
                 let name = String(components[count - 1])
-                if mkdirat(parent, name, mode ?? 0o755) != 0, errno != EEXIST {
+                if mkdirat(parent, name, mode ?? 0o755) == 0 {
+                    creating = true
+                    let next = openat(parent, name, flags | O_NOFOLLOW)
+                    let code = errno
+                    close(parent)
+                    guard next >= 0 else { throw PathError(code: code, path: prefix.joined(separator: "/")) }
+                    parent = next
+                    continue
+                }
+                if errno != EEXIST {
                     let code = errno
                     close(parent)
                     throw PathError(code: code, path: prefix.joined(separator: "/"))
