@@ -42,11 +42,7 @@ extension StashStore {
     /// place when complete.
     @discardableResult
     public func exportStack(_ references: [StashReference], toTar path: String) throws -> StackExportReport {
-        let names = Array(Set(references.map(\.name))).sorted()
-        let locks = try names.map { try lock(name: $0, shared: true) }
-        defer { _ = locks }
-        let exporter = try StackExporter(layers: try stackedLayers(references), outputPath: path)
-        return try exporter.export()
+        try withStack(references) { layers in try StackExporter(layers: layers, outputPath: path).export() }
     }
 }
 

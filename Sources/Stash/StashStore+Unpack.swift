@@ -8,21 +8,28 @@ extension StashStore {
     /// Stacks the images `references` into `root`, in the order given: each image's layers are applied
     /// in order with OCI whiteout semantics, and later images overwrite earlier ones.
     ///
-    /// Throws, naming the entry, when any entry would write outside `root` (an absolute name, `..`, a
-    /// path through a symlink that leads outside, a hard link to outside). As non-root, owners and device
-    /// nodes that cannot be restored are counted in the report instead of failing.
+    /// Nothing outside `root` changes (see `TreeUnpacker`); an entry that cannot be applied inside it
+    /// (a name with `..`, a whiteout that names nothing, a path below a non-directory) stops the
+    /// unpack, naming the entry. As non-root, owners and device nodes that cannot be restored are
+    /// counted in the report instead of failing.
     @discardableResult
     public func unpack(_ references: [StashReference], into root: String) throws -> UnpackReport {
+        try withStack(references) { layers in
+            // A blob changed in the store is refused before anything is written; the readers check again as they stream.
+            for layer in layers { try layer.verify() }
+            try FileManager.default.makeDirectory(root)
+            let unpacker = try TreeUnpacker(root: root)
+            for layer in layers { try unpacker.apply(layer.open()) }
+            return try unpacker.finish()
+        }
+    }
+
+    /// Runs `body` with the layers of `references`, each stash name read under its shared lock.
+    func withStack<T>(_ references: [StashReference], _ body: ([StackedLayer]) throws -> T) throws -> T {
         let names = Array(Set(references.map(\.name))).sorted()
         let locks = try names.map { try lock(name: $0, shared: true) }
         defer { _ = locks }
-        let layers = try stackedLayers(references)
-        // A blob changed in the store is refused before anything is written; the readers check again as they stream.
-        for layer in layers { try layer.verify() }
-        try FileManager.default.makeDirectory(root)
-        let unpacker = try TreeUnpacker(root: root)
-        for layer in layers { try unpacker.apply(layer.open()) }
-        return try unpacker.finish()
+        return try body(try stackedLayers(references))
     }
 
     /// The layers of `references`, bottom first, with the digests and diffIDs their images record.
