@@ -21,9 +21,10 @@ struct WrittenLayer {
 
 /// Writes a pax tar layer with libarchive and compresses it, hashing both streams in the same pass.
 ///
-/// Two libarchive writers are chained: the tar writer's output goes to a callback that feeds the
-/// diffID hash and then a `raw`-format writer holding the compression filter, whose output callback
-/// feeds the digest hash and the file. Each byte is produced, hashed and compressed exactly once.
+/// Two writers are chained: the tar writer's output goes to a callback that feeds the diffID hash and
+/// then the compressor (pigz, or a `raw`-format libarchive writer holding the compression filter),
+/// whose output feeds the digest hash and the file. Each byte is produced, hashed and compressed
+/// exactly once.
 final class LayerWriter {
     private let tar: OpaquePointer
     private let compressor: OpaquePointer
@@ -36,6 +37,8 @@ final class LayerWriter {
     private(set) var entryCount = 0
     private var finished = false
     private let linkResolver: OpaquePointer?
+    /// gzip on every core, when pigz is installed; otherwise the compressor is libarchive's.
+    private var pigz: PigzCompressor?
     /// Bytes copied per read from a source file.
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
 
@@ -57,6 +60,7 @@ final class LayerWriter {
     }
 
     deinit {
+        try? pigz?.finish()
         archive_write_free(tar)
         archive_write_free(compressor)
         archive_entry_linkresolver_free(linkResolver)
@@ -78,8 +82,14 @@ final class LayerWriter {
         case .gzip:
             // pigz compresses on every core and writes one ordinary gzip stream (no name, no time, so
             // equal trees give equal blobs); libarchive's own gzip, on one core, where pigz is missing.
-            if let pigz = Subprocess.which("pigz") {
-                archive_write_add_filter_program(compressor, "\(pigz) -6 -n -c")
+            if let path = Subprocess.which("pigz") {
+                // The writer outlives pigz's output thread: finish() and deinit wait for it.
+                let writer = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+                pigz = try PigzCompressor(pigz: path) { bytes in
+                    guard let context = UnsafeRawPointer(bitPattern: writer), let base = bytes.baseAddress else { return EIO }
+                    let target = Unmanaged<LayerWriter>.fromOpaque(context).takeUnretainedValue()
+                    return target.writeCompressed(base, bytes.count) < 0 ? target.writeError : 0
+                }
             } else {
                 archive_write_add_filter_gzip(compressor)
                 archive_write_set_filter_option(compressor, "gzip", "timestamp", nil)
@@ -125,6 +135,11 @@ final class LayerWriter {
 
     private func writeUncompressed(_ bytes: UnsafeRawPointer, _ length: Int) -> Int {
         uncompressedHash.update(bufferPointer: UnsafeRawBufferPointer(start: bytes, count: length))
+        if let pigz {
+            let failure = pigz.write(UnsafeRawBufferPointer(start: bytes, count: length))
+            if failure != 0 { writeError = failure }
+            return failure == 0 ? length : -1
+        }
         var offset = 0
         while offset < length {
             let written = archive_write_data(compressor, bytes + offset, length - offset)
@@ -155,12 +170,7 @@ final class LayerWriter {
 
     /// Writes a whiteout for `path` (`dir/.wh.name`): an empty regular file.
     func writeWhiteout(for path: String) throws {
-        let name: String
-        if let slash = path.lastIndex(of: "/") {
-            name = path[..<slash] + "/.wh." + path[path.index(after: slash)...]
-        } else {
-            name = ".wh." + path
-        }
+        let name = LayerPath.whiteoutName(path)
         guard let entry = archive_entry_new() else { throw BoxstackError(.internalError, "libarchive could not allocate an entry.") }
         defer { archive_entry_free(entry) }
         archive_entry_set_pathname(entry, name)
@@ -244,6 +254,9 @@ final class LayerWriter {
     func finish() throws -> WrittenLayer {
         guard archive_write_close(tar) == ARCHIVE_OK else { throw libarchiveError(tar, "cannot finish the layer") }
         guard archive_write_close(compressor) == ARCHIVE_OK else { throw libarchiveError(compressor, "cannot finish the layer") }
+        let compressing = pigz
+        pigz = nil
+        try compressing?.finish()
         guard fsync(output) == 0 || errno == EINVAL, close(output) == 0 else {
             throw BoxstackError(.permission, "cannot write \(outputPath): \(String(cString: strerror(errno))).")
         }

@@ -79,8 +79,9 @@ final class TreeUnpacker {
         for item in directoryMetadata.reversed() {
             guard let descriptor = try? root.open(components(item.path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
             defer { close(descriptor) }
-            chmod(Self.procPath(descriptor), item.mode)
-            utimensat(AT_FDCWD, Self.procPath(descriptor), item.times, 0)
+            if chmod(Self.procPath(descriptor), item.mode) != 0 || utimensat(AT_FDCWD, Self.procPath(descriptor), item.times, 0) != 0 {
+                report.warnings.append("\(Terminal.quoted(item.path)): cannot set its mode and times: \(String(cString: strerror(errno)))")
+            }
         }
     }
 
@@ -88,7 +89,9 @@ final class TreeUnpacker {
     func finish() throws -> UnpackReport {
         for (relative, mode) in madeWritable.sorted(by: { $0.key.count > $1.key.count }) {
             guard let descriptor = try? root.open(components(relative), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
-            chmod(Self.procPath(descriptor), mode)
+            if chmod(Self.procPath(descriptor), mode) != 0 {
+                report.warnings.append("\(Terminal.quoted(relative)): cannot restore its mode: \(String(cString: strerror(errno)))")
+            }
             close(descriptor)
         }
         return report
