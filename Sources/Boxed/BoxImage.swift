@@ -13,10 +13,13 @@ public struct BoxImage: Sendable, Equatable {
     public var console: String
     public var memoryBytes: Int64
     public var cpus: Int
+    /// The verified digests of the kernel, initrd and disk ("sha256:…"), when the box came from the cache:
+    /// what a warm image of the box is keyed by.
+    public var fileDigests: [String]
 
     public init(
         name: String, architecture: MachineArchitecture, kernel: String, initrd: String, disk: String,
-        kernelArguments: [String], console: String, memoryBytes: Int64, cpus: Int
+        kernelArguments: [String], console: String, memoryBytes: Int64, cpus: Int, fileDigests: [String] = []
     ) {
         self.name = name
         self.architecture = architecture
@@ -27,5 +30,6 @@ public struct BoxImage: Sendable, Equatable {
         self.console = console
         self.memoryBytes = memoryBytes
         self.cpus = cpus
+        self.fileDigests = fileDigests
     }
 }

@@ -25,8 +25,11 @@ public struct BoxSessionOptions: Sendable {
     /// Also share the run's exchange directory over 9p, whatever the backend: bulk data (tar files)
     /// crosses there as one large file, never through the SSH channel or as many small 9p files.
     public var exchange = false
-    /// Keep the domain when the controller ends (`--box-debug`).
+    /// Keep the domain when the controller ends (`--box-debug`); such a box boots cold.
     public var keepRunning = false
+    /// Start from a warm image of this box shape (made by the first run that needs it) instead of a cold
+    /// boot; false with `--cold`. Boxes with virtiofs shares, `--no-snapshot` or `--box-debug` boot cold.
+    public var warm = true
     /// The hypervisor to run on; nil opens libvirt at `connectURI`.
     public var hypervisor: (any Hypervisor)?
     public var paths = Paths()
@@ -61,7 +64,11 @@ public final class BoxSession: @unchecked Sendable {
     private struct State {
         var bridges: [SFTPBridge] = []
         var shutDown = false
+        var warmSlot: WarmSlot?
     }
+
+    /// How this session's box started: from a warm image, or with a cold boot.
+    public private(set) var startedWarm = false
 
     /// The SSH endpoint of the guest (valid once the domain runs).
     public var endpoint: SSHEndpoint? {
@@ -84,6 +91,7 @@ public final class BoxSession: @unchecked Sendable {
                 privateKeyPath: runDirectory.keysDirectory + "/id_ed25519", comment: "boxstack-controller")
             try Data((clientKey.publicKey + "\n").utf8).writeAtomically(
                 to: runDirectory.seedDirectory + "/authorized_keys", mode: 0o600)
+            try writeRunIdentity(into: runDirectory)
             let accelerator = AcceleratorSelector(cacheDirectory: options.paths.cacheDirectory)
                 .choose(for: options.image.architecture, probeKernel: options.image.kernel, noAccel: options.noAccel)
             if let notice = accelerator.notice { options.report(notice) }
@@ -119,38 +127,89 @@ public final class BoxSession: @unchecked Sendable {
     }
 
     private func boot() async throws {
-        let image = options.image
-        let disk: String
-        if options.snapshot {
-            try DiskOverlay.create(base: image.disk, at: runDirectory.overlayPath)
-            disk = runDirectory.overlayPath
-        } else {
-            disk = image.disk
+        var spec = try domainSpec()
+        shareBackend.configure(&spec)
+        try shareBackend.startHostSide()
+        if options.warm, options.snapshot, !options.keepRunning {
+            if !spec.vhostUserFilesystems.isEmpty {
+                options.report("virtiofs shares keep QEMU from saving a guest, so this box boots cold")
+            } else if try await startWarm(spec) {
+                startedWarm = true
+                return
+            }
         }
+        try await startCold(spec)
+    }
+
+    /// The run's domain: its name, paths and port; the disk is the run's overlay.
+    private func domainSpec() throws -> DomainSpec {
+        let image = options.image
         let console = options.console ?? image.console
-        var spec = DomainSpec(
+        return DomainSpec(
             name: runDirectory.domainName, architecture: image.architecture, accelerator: accelerator.accelerator,
             memoryMiB: Int((options.memoryBytes ?? image.memoryBytes) >> 20), vcpus: options.cpus ?? image.cpus,
             kernel: image.kernel, initrd: image.initrd,
             kernelCommandLine: image.architecture.kernelCommandLine(image.kernelArguments, console: console),
-            disk: disk, consoleLog: runDirectory.consoleLogPath,
+            disk: options.snapshot ? runDirectory.overlayPath : image.disk, consoleLog: runDirectory.consoleLogPath,
             network: UserNetwork(sshHostPort: try LoopbackPort.ephemeral(), offline: options.offline),
             ninePFilesystems: [SeedShare.filesystem(hostDirectory: runDirectory.seedDirectory)]
                 + (exchangeDirectory.map { [NinePFilesystem(hostPath: $0, tag: Self.exchangeTag)] } ?? []),
             machineOverride: options.machine, cpuOverride: options.cpuModel.map(CPUModel.init(option:)))
-        shareBackend.configure(&spec)
-        try shareBackend.startHostSide()
-        options.report("booting the \(image.name) box (\(image.architecture), \(accelerator.accelerator.domainType)) as \(spec.name)")
+    }
+
+    private func startCold(_ spec: DomainSpec) async throws {
+        var spec = spec
+        spec.title = "boxstack run \(runDirectory.id)"
+        if options.snapshot { try DiskOverlay.create(base: options.image.disk, at: runDirectory.overlayPath) }
+        options.report(
+            "booting the \(options.image.name) box (\(options.image.architecture), \(accelerator.accelerator.domainType)) as \(spec.name)")
         let domain = try DomainLauncher.start(spec, on: connection, destroyOnClose: !options.keepRunning)
         self.domain = domain
         if options.keepRunning { try runDirectory.markKept() }
-        guard let endpoint else { throw BoxstackError(.internalError, "the domain has no forwarded SSH port.") }
+        try await connectToAgent(deadline: .now + options.timeout)
+    }
 
-        let consoleLog = runDirectory.consoleLogPath
-        let ssh: SSHSession
+    /// Logs in with the run's own key, pinning the run's own host key, asks the agent for hello and
+    /// mounts the shares.
+    func connectToAgent(deadline: ContinuousClock.Instant) async throws {
+        try await logIn(deadline: deadline)
+        try mountShares()
+    }
+
+    func mountShares() throws {
+        guard let agent, let endpoint else { throw BoxstackError(.internalError, "the box session has no agent.") }
+        try mountShares(agent: agent, endpoint: endpoint)
+    }
+
+    /// Logs in with the run's own key, pinning the run's own host key, and asks the agent for hello.
+    func logIn(deadline: ContinuousClock.Instant) async throws {
+        guard let endpoint, let domain else { throw BoxstackError(.internalError, "the domain has no forwarded SSH port.") }
+        let ssh = try await waitForSSH(endpoint, domain: domain, deadline: deadline)
+        let agent = GuestAgent(session: ssh)
+        self.agent = agent
+        hello = try agent.hello()
+    }
+
+    /// Undoes a warm start that failed part way, so that the run can boot cold in the same run directory.
+    func abandonWarmStart() {
+        agent?.session.close()
+        agent = nil
+        hello = nil
+        try? domain?.destroy()
+        domain = nil
+        state.withValue { $0.warmSlot }?.release()
+        state.withValue { $0.warmSlot = nil }
+        runDirectory.forgetWarmDomain()
+        try? FileManager.default.removeItem(atPath: runDirectory.overlayPath)
+    }
+
+    /// Waits for the guest's sshd; fails early when the domain stops, and with the console's last lines
+    /// when the deadline passes.
+    func waitForSSH(_ endpoint: SSHEndpoint, domain: RunningDomain, deadline: ContinuousClock.Instant) async throws -> SSHSession {
+        let consoleLog = domain.spec.consoleLog
         do {
-            ssh = try await SSHSession.waitUntilReachable(
-                endpoint, deadline: .now + options.timeout,
+            return try await SSHSession.waitUntilReachable(
+                endpoint, deadline: deadline,
                 whileWaiting: {
                     guard domain.isActive else {
                         throw BoxstackError(
@@ -164,10 +223,12 @@ public final class BoxSession: @unchecked Sendable {
                 "The box did not reach its agent within \(Int(options.timeout.components.seconds)) s (--timeout); the console's last lines follow.",
                 details: ConsoleLog.tail(of: consoleLog, lines: 20), cause: error)
         }
-        let agent = GuestAgent(session: ssh)
-        self.agent = agent
-        hello = try agent.hello()
-        try mountShares(agent: agent, endpoint: endpoint)
+    }
+
+    /// Records the domain the session runs, as soon as it runs (teardown and signals look for it).
+    func adopt(_ domain: RunningDomain?, warmSlot: WarmSlot?) {
+        self.domain = domain
+        if let warmSlot { state.withValue { $0.warmSlot = warmSlot } }
     }
 
     private func mountShares(agent: GuestAgent, endpoint: SSHEndpoint) throws {
@@ -231,8 +292,14 @@ public final class BoxSession: @unchecked Sendable {
         agent?.session.close()
         // Looked up by name too: a signal can arrive after libvirt started the domain but before
         // `domain` was assigned.
-        if let domain { try? domain.destroy() } else { try? connection.domain(named: runDirectory.domainName)?.destroy() }
+        let warmSlot = state.withValue { $0.warmSlot }
+        if let domain {
+            try? domain.destroy()
+        } else {
+            try? connection.domain(named: warmSlot?.domainName ?? runDirectory.domainName)?.destroy()
+        }
         shareBackend.stop()
         runDirectory.remove()
+        warmSlot?.release()
     }
 }

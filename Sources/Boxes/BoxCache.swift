@@ -21,6 +21,8 @@ public struct CachedBox: Sendable, Equatable {
     public var initrd: String
     public var disk: String
     public var diskDigest: ContentDigest
+    /// The verified digests of the kernel, the initrd and the disk, in that order.
+    public var fileDigests: [ContentDigest]
     /// The total size of the box's files.
     public var size: Int64
     /// Guest memory in bytes.
@@ -270,7 +272,9 @@ public struct BoxCache: Sendable {
         }
         return CachedBox(
             name: box.name, arch: arch, directory: entry, kernel: kernel, initrd: initrd, disk: diskPath,
-            diskDigest: disk.digest, size: size, memory: box.memory, cpus: box.cpus,
+            diskDigest: disk.digest,
+            fileDigests: [BoxFileRole.kernel, .initrd, .disk].compactMap { role in state.files.first { $0.role == role }?.digest },
+            size: size, memory: box.memory, cpus: box.cpus,
             console: files.console ?? box.console, cmdline: files.cmdline, notice: nil)
     }
 

@@ -20,7 +20,7 @@ public struct GuestAgentHello: Sendable, Equatable {
 /// `boxstack-agent VERB ARGS...` command line on its own exec channel of an `SSHSession`.
 public struct GuestAgent: Sendable {
     /// The protocol version this controller speaks; `hello` refuses any other.
-    public static let protocolVersion = 2
+    public static let protocolVersion = 3
 
     public let session: SSHSession
     /// How the agent is invoked: `["boxstack-agent"]` in a box (it is on root's PATH).
@@ -76,6 +76,13 @@ public struct GuestAgent: Sendable {
         }
         let kiwi = fields["kiwi-version"].flatMap { $0.isEmpty || $0 == "none" ? nil : $0 }
         return GuestAgentHello(agentVersion: version, architecture: fields["arch"] ?? "unknown", kiwiVersion: kiwi)
+    }
+
+    /// Makes a box restored from a warm image this run's own: sets its clock to `clock`, installs the
+    /// run's seed from the seed share (keys, hostname, machine-id, entropy) and reseeds its random generator.
+    public func resume(clock: Date) throws {
+        let seconds = clock.timeIntervalSince1970
+        try check("resume", [String(format: "%.6f", seconds)], failure: "Making the restored box this run's own failed")
     }
 
     /// Mounts the 9p share `tag` at `directory` in the box (created if missing).

@@ -5,7 +5,7 @@ import Foundation
     import Glibc
 #endif
 
-/// Starts transient domains.
+/// Starts transient domains, cold or from a saved state.
 public enum DomainLauncher {
     /// Defines and starts `spec` as a transient domain.
     ///
@@ -15,12 +15,31 @@ public enum DomainLauncher {
     public static func start(
         _ spec: DomainSpec, on connection: any Hypervisor, destroyOnClose: Bool = true, portAttempts: Int = 4
     ) throws -> RunningDomain {
+        try withFreePort(spec, on: connection, doing: "start", portAttempts: portAttempts) { spec in
+            try connection.createTransientDomain(xml: spec.xml(), destroyOnClose: destroyOnClose)
+        }
+    }
+
+    /// Restores the guest saved in `statePath` as `spec` (which must keep the saved name, UUID and
+    /// devices), with the same port retry as `start`. A restored domain does not end with the connection
+    /// (libvirt has no such flag for restores): `RunDirectory.collectGarbage` removes it after a killed run.
+    public static func restore(_ spec: DomainSpec, from statePath: String, on connection: any Hypervisor, portAttempts: Int = 4)
+        throws -> RunningDomain
+    {
+        try withFreePort(spec, on: connection, doing: "restore", portAttempts: portAttempts) { spec in
+            try connection.restoreDomain(statePath: statePath, xml: spec.xml(), name: spec.name)
+        }
+    }
+
+    private static func withFreePort(
+        _ spec: DomainSpec, on connection: any Hypervisor, doing verb: String, portAttempts: Int,
+        _ body: (DomainSpec) throws -> any HypervisorDomain
+    ) throws -> RunningDomain {
         var spec = spec
         var attempt = 1
         while true {
             do {
-                let domain = try connection.createTransientDomain(xml: spec.xml(), destroyOnClose: destroyOnClose)
-                return RunningDomain(domain: domain, spec: spec)
+                return RunningDomain(domain: try body(spec), spec: spec)
             } catch let error as LibvirtCallError {
                 if var network = spec.network, attempt < portAttempts, isPortConflict(error.message) {
                     network.sshHostPort = try LoopbackPort.ephemeral()
@@ -31,7 +50,7 @@ public enum DomainLauncher {
                 let reason = error.message.split(whereSeparator: \.isNewline).joined(separator: " ")
                 throw BoxstackError(
                     .processFailed,
-                    "QEMU could not start the domain \(spec.name) through \(connection.uri): \(reason)",
+                    "QEMU could not \(verb) the domain \(spec.name) through \(connection.uri): \(reason)",
                     details: ConsoleLog.tail(of: spec.consoleLog, lines: 20))
             }
         }

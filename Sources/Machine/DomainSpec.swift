@@ -59,6 +59,10 @@ public enum Accelerator: String, Sendable, Equatable {
 /// A plain value with no hidden inputs: the same spec always gives the same XML (the golden tests rely on it).
 public struct DomainSpec: Sendable, Equatable {
     public var name: String
+    /// Set for a domain saved as a warm image: a restore must keep the UUID the image was saved with.
+    public var uuid: String?
+    /// What `virsh list --title` shows: the run a domain belongs to when its name is a warm image's.
+    public var title: String?
     public var architecture: MachineArchitecture
     public var accelerator: Accelerator
     public var memoryMiB: Int
@@ -114,6 +118,8 @@ public struct DomainSpec: Sendable, Equatable {
         if needsCommandLine { domain.declareNamespace(prefix: "qemu", href: "http://libvirt.org/schemas/domain/qemu/1.0") }
 
         domain.append("name", text: name)
+        if let uuid { domain.append("uuid", text: uuid) }
+        if let title { domain.append("title", text: title) }
         domain.append("memory", text: String(memoryMiB), attributes: ["unit": "MiB"])
         if !vhostUserFilesystems.isEmpty {
             // vhost-user needs guest memory the virtiofsd process can map.

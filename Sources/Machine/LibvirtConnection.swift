@@ -62,6 +62,19 @@ public final class LibvirtConnection: @unchecked Sendable {
         return LibvirtDomain(pointer: domain, connection: self)
     }
 
+    /// Starts a domain from a state file `LibvirtDomain.save` wrote, running, with `xml` in place of the
+    /// saved definition: libvirt accepts only changes that keep the guest's hardware as it was (file paths,
+    /// QEMU arguments, the title), never another name, UUID or device.
+    public func restoreLibvirtDomain(statePath: String, xml: String, name: String) throws -> LibvirtDomain {
+        guard virDomainRestoreFlags(pointer, statePath, xml, UInt32(VIR_DOMAIN_SAVE_RUNNING.rawValue)) == 0 else {
+            throw LibvirtCallError(message: LibvirtConnection.lastErrorMessage())
+        }
+        guard let domain = libvirtDomain(named: name) else {
+            throw LibvirtCallError(message: "the domain \(name) restored from \(statePath) is not there")
+        }
+        return domain
+    }
+
     /// The domain called `name`, or nil when there is none.
     public func libvirtDomain(named name: String) -> LibvirtDomain? {
         guard let domain = virDomainLookupByName(pointer, name) else {
@@ -152,6 +165,14 @@ public final class LibvirtDomain: @unchecked Sendable {
             let message = LibvirtConnection.lastErrorMessage()
             guard isActive else { return }
             throw BoxstackError(.processFailed, "cannot stop the domain \(name): \(message).")
+        }
+    }
+
+    /// Saves the running guest's memory and device state to `path` and stops the domain; the guest
+    /// continues from that moment when the file is restored.
+    public func save(to path: String) throws {
+        guard virDomainSave(pointer, path) == 0 else {
+            throw LibvirtCallError(message: LibvirtConnection.lastErrorMessage())
         }
     }
 

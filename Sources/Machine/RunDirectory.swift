@@ -61,6 +61,19 @@ public final class RunDirectory: @unchecked Sendable {
     }
 
     static let keptName = "kept"
+    static let warmDomainName = "warm-domain"
+
+    /// Records that this run's domain is a restored warm image named `domainName`, whose slot the run holds
+    /// by the lock at `slotLockPath`: garbage collection destroys such a domain only when it can take that
+    /// lock itself, since a later run may already have restored the slot under the same name.
+    public func recordWarmDomain(named domainName: String, slotLockPath: String) throws {
+        try Data("\(domainName)\n\(slotLockPath)\n".utf8).writeAtomically(to: path + "/" + Self.warmDomainName, mode: 0o600)
+    }
+
+    /// Drops the record of `recordWarmDomain` (the run boots cold after all).
+    public func forgetWarmDomain() {
+        try? FileManager.default.removeItem(atPath: path + "/" + Self.warmDomainName)
+    }
 
     /// Creates the sub-directories a run fills (all 0700).
     public func makeSubdirectories() throws {
@@ -97,9 +110,17 @@ public final class RunDirectory: @unchecked Sendable {
                 continue
             }
             guard let lock = try FileLock.attempt(path: lockPath) else { continue }
-            let domain = connection?.domain(named: domainPrefix + id)
-            if FileManager.default.fileExists(atPath: "\(path)/\(keptName)"), domain?.isActive == true { continue }
-            if let domain { try domain.destroy() }
+            if let warm = try? String(contentsOfFile: "\(path)/\(warmDomainName)", encoding: .utf8) {
+                let lines = warm.split(separator: "\n").map(String.init)
+                if lines.count == 2, let slotLock = try FileLock.attempt(path: lines[1]) {
+                    try connection?.domain(named: lines[0])?.destroy()
+                    withExtendedLifetime(slotLock) {}
+                }
+            } else {
+                let domain = connection?.domain(named: domainPrefix + id)
+                if FileManager.default.fileExists(atPath: "\(path)/\(keptName)"), domain?.isActive == true { continue }
+                if let domain { try domain.destroy() }
+            }
             _ = try? Subprocess.run(["chmod", "-R", "u+rwX", path])
             try? FileManager.default.removeItem(atPath: path)
             withExtendedLifetime(lock) {}

@@ -24,6 +24,10 @@ final class RecordingHypervisor: Hypervisor, @unchecked Sendable {
                 active = false
             }
         }
+        func save(to path: String) throws {
+            try Data("saved \(name)".utf8).write(to: URL(fileURLWithPath: path))
+            lock.withLock { active = false }
+        }
     }
 
     let uri = "test:///recording"
@@ -39,6 +43,16 @@ final class RecordingHypervisor: Hypervisor, @unchecked Sendable {
             definitions.append(xml)
             if !startFailures.isEmpty { throw LibvirtCallError(message: startFailures.removeFirst()) }
             let name = xml.firstMatch(of: /<name>([^<]+)<\/name>/).map { String($0.1) } ?? "?"
+            let domain = Domain(name: name, active: domainsStayActive)
+            domains.append(domain)
+            return domain
+        }
+    }
+
+    func restoreDomain(statePath: String, xml: String, name: String) throws -> any HypervisorDomain {
+        try lock.withLock {
+            definitions.append(xml)
+            if !startFailures.isEmpty { throw LibvirtCallError(message: startFailures.removeFirst()) }
             let domain = Domain(name: name, active: domainsStayActive)
             domains.append(domain)
             return domain
@@ -63,7 +77,7 @@ final class RecordingHypervisor: Hypervisor, @unchecked Sendable {
 
     private var runsDirectory: String { directory.file("runs") }
 
-    private func options(timeout: Duration = .seconds(3)) -> BoxSessionOptions {
+    private func options(timeout: Duration = .seconds(3), warm: Bool = false) -> BoxSessionOptions {
         let image = BoxImage(
             name: "debian", architecture: .x86_64, kernel: directory.file("kernel"), initrd: directory.file("initrd"),
             disk: directory.file("box.qcow2"), kernelArguments: ["root=/dev/vda", "rw"], console: "ttyS0", memoryBytes: 1 << 30, cpus: 1)
@@ -71,6 +85,7 @@ final class RecordingHypervisor: Hypervisor, @unchecked Sendable {
         options.hypervisor = hypervisor
         options.noAccel = true
         options.timeout = timeout
+        options.warm = warm
         options.paths = Paths(environment: ["BOXSTACK_RUNS_DIR": runsDirectory, "BOXSTACK_CACHE_DIR": directory.file("cache")])
         return options
     }
@@ -124,5 +139,29 @@ final class RecordingHypervisor: Hypervisor, @unchecked Sendable {
         // The guest writes to a per-run overlay in its run directory, never to the box disk.
         #expect(xml.contains(runsDirectory + "/"))
         #expect(xml.contains("overlay.qcow2"))
+    }
+
+    @Test func aWarmImageIsMadeUnderItsSlotsNameAndUUIDAndNamesItsRunInTheTitle() async throws {
+        _ = try? await BoxSession.start(options(timeout: .seconds(2), warm: true))
+        let xml = try #require(hypervisor.definitions.first)
+        #expect(xml.contains("<name>boxstack-warm-"))
+        #expect(xml.firstMatch(of: /<uuid>[0-9a-f-]{36}<\/uuid>/) != nil)
+        #expect(xml.contains("<title>boxstack warm image "))
+        // The image's disk is the slot's own overlay, never the box disk or a run's.
+        #expect(xml.contains(directory.file("cache") + "/warm/"))
+    }
+
+    @Test func aBoxThatDiesWhileItsWarmImageIsMadeFailsAsAColdBootWouldAndLeavesNoImage() async throws {
+        hypervisor.domainsStayActive = false
+        let error = await #expect(throws: BoxstackError.self) { try await BoxSession.start(options(warm: true)) }
+        #expect(error?.message.contains("stopped before its agent answered") == true)
+        // Not booted a second time: a box that does not boot would not boot cold either.
+        #expect(hypervisor.definitions.count == 1)
+        #expect(runDirectories().isEmpty)
+        let shapes = try FileManager.default.contentsOfDirectory(atPath: directory.file("cache/warm"))
+        for shape in shapes {
+            let slots = try FileManager.default.contentsOfDirectory(atPath: directory.file("cache/warm/\(shape)"))
+            #expect(slots.allSatisfy { $0.hasSuffix(".lock") })
+        }
     }
 }

@@ -65,6 +65,6 @@ extension BoxImage {
         self.init(
             name: cached.name, architecture: try MachineArchitecture.named(cached.arch), kernel: cached.kernel,
             initrd: cached.initrd, disk: cached.disk, kernelArguments: cached.cmdline, console: cached.console,
-            memoryBytes: cached.memory, cpus: cached.cpus)
+            memoryBytes: cached.memory, cpus: cached.cpus, fileDigests: cached.fileDigests.map(\.description))
     }
 }

@@ -19,6 +19,7 @@ extension BoxOptions {
         note("--no-update-check", noUpdateCheck)
         note("--no-snapshot", noSnapshot)
         note("--no-accel", noAccel)
+        note("--cold", cold)
         note("--virtiofs-sharing", sharing == .virtiofsSharing)
         note("--sshfs-sharing", sharing == .sshfsSharing)
         note("--arch", requestedArch != nil)
@@ -35,7 +36,7 @@ extension BoxOptions {
     /// The options that shape a booted box, for `boxes run` as for builds.
     static let sessionOptionNames: Set = [
         "--box-memory", "--box-smp-cpus", "--box-console", "--box-debug", "--shared-path", "--no-update-check",
-        "--no-snapshot", "--no-accel", "--virtiofs-sharing", "--sshfs-sharing", "--arch", "--machine", "--cpu",
+        "--no-snapshot", "--no-accel", "--cold", "--virtiofs-sharing", "--sshfs-sharing", "--arch", "--machine", "--cpu",
         "--connect", "--timeout", "--offline",
     ]
 
@@ -55,6 +56,7 @@ extension BoxOptions {
         session.sharing = sharing.shareKind
         session.shares = try sharedPaths.map(SharedPath.existing)
         session.keepRunning = boxDebug
+        session.warm = !cold
         return session
     }
 }

@@ -62,6 +62,9 @@ struct BoxOptions: ParsableArguments {
     @Flag(name: .customLong("no-accel"), help: "Never use KVM; emulate with TCG.")
     var noAccel = false
 
+    @Flag(help: "Boot the box cold instead of restoring its warm image (see 'boxstack boxes warm').")
+    var cold = false
+
     @Flag(help: "How to share directories with the box.")
     var sharing: SharingChoice = .ninePSharing
 
