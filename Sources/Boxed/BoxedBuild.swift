@@ -47,11 +47,23 @@ public enum BoxedBuild {
         let started = Date()
         try FileManager.default.makeDirectory(request.targetDirectory)
         let log = try BuildLog(path: request.targetDirectory + "/boxstack.log")
-        // Resolve the stashes before booting: a missing stash should not cost a boot.
-        let stack =
-            request.isStackbuild
-            ? try await BoxedStash.resolve(
-                request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store) : nil
+        // Resolve the stashes and merge a derived description before booting: neither a missing stash
+        // nor a description that does not merge should cost a boot.
+        let stack: [StashReference]?
+        do {
+            stack =
+                request.isStackbuild
+                ? try await BoxedStash.resolve(
+                    request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store) : nil
+        } catch let error as BoxstackError {
+            guard let derived = request.derived else { throw error }
+            throw BoxstackError(error.code, "\(derived.baseLocation): \(error.message)", details: error.details, cause: error.cause)
+        }
+        var merged: Data?
+        if let derived = request.derived, let base = stack?.first {
+            merged = try BoxedDerived.merge(derived, base: base, store: store, targetDirectory: request.targetDirectory)
+            log.note("merged \(derived.path) into the description stored in \(base): \(request.targetDirectory)/\(BoxedDerived.mergedFileName)")
+        }
 
         let machine = try await launcher.start(sessionOptions(configuration, log: log))
         defer {
@@ -63,8 +75,9 @@ public enum BoxedBuild {
             log.note("agent \(hello.agentVersion) on \(hello.architecture), KIWI \(hello.kiwiVersion ?? "none")")
         }
         if let version = configuration.kiwiVersion { try await run.installKiwi(version) }
-        try await run.stageDescription()
+        try await run.stageDescription(merged: merged)
         if let stack { try await run.importStack(stack) }
+        if merged != nil { try await run.clearBaseMetadata() }
         let status = try await run.runKiwi()
         guard status.isSuccess else {
             log.note("KIWI failed (\(status)); the log is \(request.targetDirectory)/boxstack.log")
