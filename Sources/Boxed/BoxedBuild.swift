@@ -49,21 +49,13 @@ public enum BoxedBuild {
         let log = try BuildLog(path: request.targetDirectory + "/boxstack.log")
         // Resolve the stashes and merge a derived description before booting: neither a missing stash
         // nor a description that does not merge should cost a boot.
-        let stack: [StashReference]?
-        do {
-            stack =
-                request.isStackbuild
-                ? try await BoxedStash.resolve(
-                    request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store) : nil
-        } catch let error as BoxstackError {
-            guard let derived = request.derived else { throw error }
-            throw BoxstackError(error.code, "\(derived.baseLocation): \(error.message)", details: error.details, cause: error.cause)
-        }
-        var merged: Data?
-        if let derived = request.derived, let base = stack?.first {
-            merged = try BoxedDerived.merge(derived, base: base, store: store, targetDirectory: request.targetDirectory)
-            log.note("merged \(derived.path) into the description stored in \(base): \(request.targetDirectory)/\(BoxedDerived.mergedFileName)")
-        }
+        let stack =
+            request.isStackbuild
+            ? try await BoxedDerived.namingBase(of: request.derived) {
+                try await BoxedStash.resolve(
+                    request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store)
+            } : nil
+        let merged = try request.derived.map { try BoxedDerived.merge($0, store: store, targetDirectory: request.targetDirectory, log: log) }
 
         let machine = try await launcher.start(sessionOptions(configuration, log: log))
         defer {

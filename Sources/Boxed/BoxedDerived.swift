@@ -11,8 +11,10 @@ enum BoxedDerived {
     /// Where KIWI leaves its description in a root tree, so where a stash stores it.
     static let storedDescription = "image/config.xml"
 
-    /// Merges `derived` into the description stored in `base`; returns the merged description as written.
-    static func merge(_ derived: DerivedDescription, base: StashReference, store: StashStore, targetDirectory: String) throws -> Data {
+    /// Merges `derived` into the description stored in its base stash (resolved already); returns the
+    /// merged description as written.
+    static func merge(_ derived: DerivedDescription, store: StashStore, targetDirectory: String, log: BuildLog) throws -> Data {
+        let base = try StashReference(parsing: derived.baseStash)
         guard let stored = try store.file(storedDescription, in: [base]) else {
             throw BoxstackError(
                 .notFound,
@@ -21,7 +23,19 @@ enum BoxedDerived {
         }
         let merged = try derived.merge(into: stored, basePath: "\(storedDescription) of the stash \(base)")
         let data = Data(merged.serialized().utf8)
-        try data.writeAtomically(to: targetDirectory + "/" + mergedFileName)
+        let path = targetDirectory + "/" + mergedFileName
+        try data.writeAtomically(to: path)
+        log.note("merged \(derived.path) into the description stored in \(base): \(path)")
         return data
+    }
+
+    /// Runs `body` (resolving the stashes); in a derived build its errors are told as the `<base>` element's.
+    static func namingBase<T>(of derived: DerivedDescription?, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as BoxstackError {
+            guard let derived else { throw error }
+            throw BoxstackError(error.code, "\(derived.baseLocation): \(error.message)", details: error.details, cause: error.cause)
+        }
     }
 }
