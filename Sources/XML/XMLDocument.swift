@@ -208,12 +208,12 @@ final class XMLErrorCollector: @unchecked Sendable {
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "error"
             let file = error.pointee.file.map { String(cString: $0) }
             let line = error.pointee.line
-            var location = file.map { line > 0 ? "\($0):\(line)" : $0 } ?? "line \(line)"
+            var parts = [file.map { line > 0 ? "\($0):\(line)" : $0 } ?? (line > 0 ? "line \(line)" : nil)].compactMap { $0 }
             // Validation errors carry the element they are about.
             if let node = error.pointee.node?.assumingMemoryBound(to: xmlNode.self), node.pointee.type == XML_ELEMENT_NODE {
-                location += ": <\(String(cString: node.pointee.name))>"
+                parts.append("<\(String(cString: node.pointee.name))>")
             }
-            collector.messages.append("\(location): \(message)")
+            collector.messages.append((parts + [message]).joined(separator: ": "))
         }
         defer { xmlSetStructuredErrorFunc(nil, nil) }
         return body()
