@@ -144,7 +144,7 @@ import XML
         #expect(document.strings("/image/packages[@profiles='big']/package/@name") == ["nano", "man-db"])
     }
 
-    @Test func packagesGetAnImageSectionWhenTheBaseHasNone() throws {
+    @Test func packagesAndUsersGetTheirSectionWhenTheBaseHasNone() throws {
         let base = workspace.file("base.xml")
         try Data(
             """
@@ -153,9 +153,11 @@ import XML
             <packages type="bootstrap"><package name="bash"/></packages></image>
             """.utf8
         ).write(to: URL(fileURLWithPath: base))
-        let document = try merged("<packages><package name=\"vim\"/></packages>", base: base)
+        let document = try merged(
+            "<packages><package name=\"vim\"/></packages>\n<users><user name=\"joe\" password=\"x\"/></users>", base: base)
         #expect(document.strings("/image/packages/@type") == ["image"])
         #expect(document.strings("/image/packages/package/@name") == ["vim"])
+        #expect(document.strings("/image/users/user/@name") == ["joe"])
     }
 
     @Test func otherUsersJoinTheBasesUsers() throws {
