@@ -47,11 +47,15 @@ public enum BoxedBuild {
         let started = Date()
         try FileManager.default.makeDirectory(request.targetDirectory)
         let log = try BuildLog(path: request.targetDirectory + "/boxstack.log")
-        // Resolve the stashes before booting: a missing stash should not cost a boot.
+        // Resolve the stashes and merge a derived description before booting: neither a missing stash
+        // nor a description that does not merge should cost a boot.
         let stack =
             request.isStackbuild
-            ? try await BoxedStash.resolve(
-                request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store) : nil
+            ? try await BoxedDerived.namingBase(of: request.derived) {
+                try await BoxedStash.resolve(
+                    request.stashes, fromRegistry: request.fromRegistry, timeouts: configuration.registryTimeouts, store: store)
+            } : nil
+        let merged = try request.derived.map { try BoxedDerived.merge($0, store: store, targetDirectory: request.targetDirectory, log: log) }
 
         let machine = try await launcher.start(sessionOptions(configuration, log: log))
         defer {
@@ -63,8 +67,9 @@ public enum BoxedBuild {
             log.note("agent \(hello.agentVersion) on \(hello.architecture), KIWI \(hello.kiwiVersion ?? "none")")
         }
         if let version = configuration.kiwiVersion { try await run.installKiwi(version) }
-        try await run.stageDescription()
+        try await run.stageDescription(merged: merged)
         if let stack { try await run.importStack(stack) }
+        if merged != nil { try await run.clearBaseMetadata() }
         let status = try await run.runKiwi()
         guard status.isSuccess else {
             log.note("KIWI failed (\(status)); the log is \(request.targetDirectory)/boxstack.log")

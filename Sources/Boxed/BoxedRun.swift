@@ -36,12 +36,19 @@ struct BoxedRun {
         try await check(["kiwi-ng", "--version"], "Running the KIWI installed with pip")
     }
 
-    /// A clean work directory on the box's own disk, with the description copied in from its share.
-    func stageDescription() async throws {
+    /// A clean work directory on the box's own disk, with the description copied in from its share. In a
+    /// derived build the copy's description file is `merged`, so KIWI reads the merged description and
+    /// takes the derived one's scripts and overlay from beside it.
+    func stageDescription(merged: Data?) async throws {
         try await check(["rm", "-rf", GuestPaths.work], "Cleaning the box's work directory")
         try await check(["mkdir", "-p", GuestPaths.localTarget + "/build"], "Creating the box's work directory")
         if request.descriptionDirectory != nil {
             try await check(["cp", "-a", GuestPaths.description + "/.", GuestPaths.localDescription], "Copying the description")
+        }
+        if let merged, let derived = request.derived {
+            let derivedFile = GuestPaths.localDescription + "/" + (derived.path as NSString).lastPathComponent
+            try await check(["rm", "-f", derivedFile], "Removing the derived description from the box's copy")
+            try guest.writeFile(merged, to: GuestPaths.localDescription + "/config.xml")
         }
     }
 
@@ -55,6 +62,13 @@ struct BoxedRun {
         defer { try? FileManager.default.removeItem(atPath: exchangeDirectory + "/stack.tar") }
         try await check(["mkdir", "-p", GuestPaths.imageRoot], "Creating the image root")
         try guest.treeImport(root: GuestPaths.imageRoot, tarFile: BoxSession.guestExchangeDirectory + "/stack.tar")
+    }
+
+    /// A derived build: the base's `image/` directory (its stored description and the scripts that ran
+    /// when it was built) leaves the imported root, so KIWI runs only the derived description's scripts
+    /// and stores the merged description there.
+    func clearBaseMetadata() async throws {
+        try await check(["rm", "-rf", GuestPaths.imageRoot + "/image"], "Removing the base's image/ directory from the image root")
     }
 
     /// KIWI's command line in the box: a build, a rebuild from the stacked root, or a build on it.

@@ -30,11 +30,12 @@ enum ResultFiles {
         }
     }
 
-    /// True when a file other than boxstack.log in `directory` was written at or after `start`.
+    /// True when a file in `directory` other than boxstack's own (boxstack.log, a derived build's merged
+    /// description) was written at or after `start`.
     static func hasNewResults(in directory: String, since start: Date) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.contains { name in
-            guard name != "boxstack.log", !name.hasPrefix("."),
+            guard name != "boxstack.log", name != BoxedDerived.mergedFileName, !name.hasPrefix("."),
                 let modified = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + name))?[.modificationDate] as? Date
             else { return false }
             return modified.timeIntervalSince(start) >= -5

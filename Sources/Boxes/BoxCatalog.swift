@@ -60,24 +60,13 @@ public struct BoxCatalog: Sendable {
         return box
     }
 
-    /// Finds the catalog that ships with boxstack by walking up from the real path of the running
-    /// executable, looking for `Boxes/catalog.yaml` (a checkout) or `share/boxstack/Boxes/catalog.yaml`
-    /// (an installation).
+    /// The catalog that ships with boxstack (`Boxes/catalog.yaml` of a checkout or an installation).
     public static func builtInCatalogPath() throws -> String {
-        let executable =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        while true {
-            for candidate in ["Boxes/catalog.yaml", "share/boxstack/Boxes/catalog.yaml"] {
-                let path = directory.appendingPathComponent(candidate).path
-                if FileManager.default.fileExists(atPath: path) { return path }
-            }
-            guard directory.path != "/" else { break }
-            directory.deleteLastPathComponent()
+        guard let path = Paths.shippedFile("Boxes/catalog.yaml") else {
+            throw BoxstackError(
+                .notFound,
+                "Cannot find the built-in box catalog (Boxes/catalog.yaml) above the boxstack executable; set BOXSTACK_CATALOG to a catalog file.")
         }
-        throw BoxstackError(
-            .notFound,
-            "Cannot find the built-in box catalog (Boxes/catalog.yaml) above \(executable); set BOXSTACK_CATALOG to a catalog file.")
+        return path
     }
 }

@@ -24,6 +24,9 @@ public struct Boxstack: AsyncParsableCommand {
 
             Rebuild from a stash alone, with no network in the box:
               boxstack --offline -- --stash tiny:1 --target-dir out
+
+            A description whose root element is <derived> (Schemas/derived.rng) names its base stash and holds only what it changes; boxstack merges it into the description stored in that stash, writes merged-description.xml into the target directory and builds on the stash's root:
+              boxstack -- --description tiny-derived --target-dir out
             """,
         version: BoxstackVersion.current,
         subcommands: [BoxesCommand.self, StashCommand.self, DoctorCommand.self, GCCommand.self]

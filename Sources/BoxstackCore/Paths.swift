@@ -34,6 +34,24 @@ public struct Paths: Sendable {
 
     /// The user's extra catalog, `BOXSTACK_CATALOG`.
     public var userCatalog: String? { environment["BOXSTACK_CATALOG"] }
+
+    /// A file that ships with boxstack (`Boxes/catalog.yaml`, `Schemas/derived.rng`), found by walking up
+    /// from the real path of the running executable: `relative` in a checkout, or `share/boxstack/relative`
+    /// in an installation (Scripts/setup); nil when there is neither.
+    public static func shippedFile(_ relative: String) -> String? {
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        while true {
+            for candidate in [relative, "share/boxstack/" + relative] {
+                let path = directory.appendingPathComponent(candidate).path
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+            guard directory.path != "/" else { return nil }
+            directory.deleteLastPathComponent()
+        }
+    }
 }
 
 extension FileManager {

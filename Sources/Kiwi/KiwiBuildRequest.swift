@@ -3,12 +3,15 @@ import Foundation
 
 /// The KIWI arguments given after `--`, checked against KIWI's own options before any VM starts.
 ///
-/// Two shapes are accepted:
+/// Three shapes are accepted:
 /// - a build: `--description DIR --target-dir DIR [system build options]`;
 /// - a stackbuild: `--stash NAME[:TAG]... [--from-registry URI] --target-dir DIR [--description DIR]
 ///   [options]`. Without `--description` it rebuilds with `system create` from the stash's own
 ///   description, so only `system create`'s options are allowed; with one it runs `system build
-///   --allow-existing-root` on top of the stacked tree.
+///   --allow-existing-root` on top of the stacked tree;
+/// - a derived build: `--description DIR [--from-registry URI] --target-dir DIR [options]` where DIR
+///   holds a derived description (`DerivedDescription`). Its base stash is the one stash, and it
+///   builds like a stackbuild with a description, the merged one.
 public struct KiwiBuildRequest: Sendable, Equatable {
     /// Absolute path of `--description`, if given.
     public var descriptionDirectory: String?
@@ -18,6 +21,8 @@ public struct KiwiBuildRequest: Sendable, Equatable {
     public var stashes: [String]
     /// `--from-registry`, where the stashes are pulled from.
     public var fromRegistry: String?
+    /// The derived description in `descriptionDirectory`, if it holds one (its base is `stashes[0]`).
+    public var derived: DerivedDescription?
     /// The remaining KIWI options in `--name=value` / `--flag` form, in the order given.
     public var options: [String]
 
@@ -77,10 +82,26 @@ public struct KiwiBuildRequest: Sendable, Equatable {
         }
 
         func single(_ name: String) -> String? { values.first(where: { $0.option.name == name })?.value }
-        let stashes = values.filter { $0.option.name == "--stash" }.compactMap(\.value)
+        var stashes = values.filter { $0.option.name == "--stash" }.compactMap(\.value)
         let description = single("--description")
         guard let target = single("--target-dir") else {
             throw BoxstackError(.invalidArgument, "--target-dir DIR is required after --.")
+        }
+        var derived: DerivedDescription?
+        if let description {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: description, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw BoxstackError(.notFound, "the description directory \(description) does not exist.")
+            }
+            derived = try DerivedDescription.recognize(inDirectory: description)
+        }
+        if let derived {
+            guard stashes.isEmpty else {
+                throw BoxstackError(
+                    .invalidArgument,
+                    "\(derived.path) is a derived description: it names its base stash itself (\(derived.baseLocation)); leave out --stash.")
+            }
+            stashes = [derived.baseStash]
         }
         if stashes.isEmpty {
             guard description != nil else {
@@ -88,7 +109,8 @@ public struct KiwiBuildRequest: Sendable, Equatable {
                     .invalidArgument, "--description DIR is required after -- (or --stash NAME for a stackbuild).")
             }
             if single("--from-registry") != nil {
-                throw BoxstackError(.invalidArgument, "--from-registry needs at least one --stash NAME[:TAG].")
+                throw BoxstackError(
+                    .invalidArgument, "--from-registry needs at least one --stash NAME[:TAG] (or a derived description).")
             }
         }
         let passed = values.filter { !["--description", "--target-dir", "--stash", "--from-registry"].contains($0.option.name) }
@@ -101,16 +123,10 @@ public struct KiwiBuildRequest: Sendable, Equatable {
                 )
             }
         }
-        if let description {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: description, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw BoxstackError(.notFound, "the description directory \(description) does not exist.")
-            }
-            if !stashes.isEmpty { try KiwiDescription(directory: description).checkBuildsOnExistingRoot() }
-        }
+        if let description, derived == nil, !stashes.isEmpty { try KiwiDescription(directory: description).checkBuildsOnExistingRoot() }
         return KiwiBuildRequest(
             descriptionDirectory: description, targetDirectory: target, stashes: stashes,
-            fromRegistry: single("--from-registry"),
+            fromRegistry: single("--from-registry"), derived: derived,
             options: passed.map { entry in entry.value.map { "\(entry.option.name)=\($0)" } ?? entry.option.name })
     }
 

@@ -9,15 +9,17 @@ import Foundation
 public final class XMLDocument: @unchecked Sendable {
     let pointer: xmlDocPtr
 
-    /// Parses `data`; `name` is used in error messages (a file path, usually).
-    public init(data: Data, name: String) throws {
+    /// Parses `data`; `name` is used in error messages (a file path, usually). `droppingBlankText`
+    /// drops the whitespace between elements, so that `serialized()` indents a document whose
+    /// elements were moved about as if it had been written that way.
+    public init(data: Data, name: String, droppingBlankText: Bool = false) throws {
         XMLDocument.initializeLibrary
         let errors = XMLErrorCollector()
+        var options = XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue
+        if droppingBlankText { options |= XML_PARSE_NOBLANKS.rawValue }
         let parsed: xmlDocPtr? = errors.collecting {
             data.withUnsafeBytes { buffer in
-                xmlReadMemory(
-                    buffer.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(buffer.count), name, nil,
-                    Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue))
+                xmlReadMemory(buffer.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(buffer.count), name, nil, Int32(options))
             }
         }
         guard let parsed else {
@@ -27,11 +29,11 @@ public final class XMLDocument: @unchecked Sendable {
     }
 
     /// Reads and parses the file at `path`.
-    public convenience init(contentsOfFile path: String) throws {
+    public convenience init(contentsOfFile path: String, droppingBlankText: Bool = false) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw BoxstackError(.notFound, "cannot read \(path).")
         }
-        try self.init(data: data, name: path)
+        try self.init(data: data, name: path, droppingBlankText: droppingBlankText)
     }
 
     /// A new document whose root element is `rootName`.
@@ -148,6 +150,44 @@ public struct XMLElement: @unchecked Sendable {
 
     public func setAttribute(_ name: String, _ value: String) { xmlSetProp(node, name, value) }
 
+    public func removeAttribute(_ name: String) { xmlUnsetProp(node, name) }
+
+    /// The element this one is a child of; nil for the root element.
+    public var parent: XMLElement? {
+        guard let parent = node.pointee.parent, parent.pointee.type == XML_ELEMENT_NODE else { return nil }
+        return XMLElement(node: parent, document: document)
+    }
+
+    /// Appends a deep copy of `element`, which may belong to another document, as the last child.
+    @discardableResult
+    public func append(copyOf element: XMLElement) -> XMLElement {
+        XMLElement(node: xmlAddChild(node, copy(element))!, document: document)
+    }
+
+    /// Inserts a deep copy of `element`, which may belong to another document, right after this element.
+    @discardableResult
+    public func insertAfter(copyOf element: XMLElement) -> XMLElement {
+        XMLElement(node: xmlAddNextSibling(node, copy(element))!, document: document)
+    }
+
+    /// Puts a deep copy of `element`, which may belong to another document, in this element's place
+    /// and frees this element: neither it nor elements below it may be used afterwards.
+    @discardableResult
+    public func replace(withCopyOf element: XMLElement) -> XMLElement {
+        let replacement = copy(element)
+        xmlReplaceNode(node, replacement)
+        xmlFreeNode(node)
+        return XMLElement(node: replacement, document: document)
+    }
+
+    /// Takes this element out of its document and frees it: neither it nor elements below it may be used afterwards.
+    public func remove() {
+        xmlUnlinkNode(node)
+        xmlFreeNode(node)
+    }
+
+    private func copy(_ element: XMLElement) -> xmlNodePtr { xmlDocCopyNode(element.node, document.pointer, 1) }
+
     /// Declares `xmlns:prefix="href"` on this element.
     public func declareNamespace(prefix: String, href: String) { xmlNewNs(node, href, prefix) }
 }
@@ -167,8 +207,13 @@ final class XMLErrorCollector: @unchecked Sendable {
                 error.pointee.message.map { String(cString: $0) }?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "error"
             let file = error.pointee.file.map { String(cString: $0) }
-            let location = file.map { "\($0):\(error.pointee.line)" } ?? "line \(error.pointee.line)"
-            collector.messages.append("\(location): \(message)")
+            let line = error.pointee.line
+            var parts = [file.map { line > 0 ? "\($0):\(line)" : $0 } ?? (line > 0 ? "line \(line)" : nil)].compactMap { $0 }
+            // Validation errors carry the element they are about.
+            if let node = error.pointee.node?.assumingMemoryBound(to: xmlNode.self), node.pointee.type == XML_ELEMENT_NODE {
+                parts.append("<\(String(cString: node.pointee.name))>")
+            }
+            collector.messages.append((parts + [message]).joined(separator: ": "))
         }
         defer { xmlSetStructuredErrorFunc(nil, nil) }
         return body()

@@ -210,6 +210,83 @@ final class RecordingLauncher: BoxLauncher, @unchecked Sendable {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("exchange")).isEmpty)
     }
 
+    /// The tiny-debian stash as a KIWI build leaves it: its description stored in image/config.xml.
+    private func stashTinyDebian(_ store: StashStore, storingDescription: Bool = true) throws {
+        let tree = directory.file("tiny-root")
+        try TreeFixture.shell("mkdir -p etc image && echo base > etc/os-release && echo 'echo base' > image/config.sh", in: tree)
+        if storingDescription {
+            try TreeFixture.shell("cp \(repositoryRoot)/Tests/Fixtures/tiny-debian/config.kiwi image/config.xml", in: tree)
+        }
+        try store.stash(root: tree, name: "tiny-debian", tag: "1")
+    }
+
+    private func derivedConfiguration() throws -> BoxedBuildConfiguration {
+        try TreeFixture.shell("cp -a \(repositoryRoot)/Tests/Fixtures/tiny-debian-derived/. .", in: directory.file("derived"))
+        return try configuration(["--description", "derived", "--target-dir", "target"])
+    }
+
+    @Test func aDerivedBuildMergesBeforeTheBootAndBuildsOnTheBasesRoot() async throws {
+        let store = StashStore(directory: directory.file("store"))
+        try stashTinyDebian(store)
+        let launcher = try launcher(exchange: true)
+        let code = try await BoxedBuild.run(try derivedConfiguration(), store: store, launcher: launcher)
+        #expect(code == 0)
+        let merged = try KiwiDescription(file: target + "/merged-description.xml")
+        #expect(merged.name == "tiny-debian")
+        #expect(merged.version == "1.1.0")
+        #expect(merged.bootstrapPackages.isEmpty)
+        #expect(
+            commandWords == [
+                "rm -rf /var/tmp/boxstack", "mkdir -p /var/tmp/boxstack/target/build", "cp -a /run/boxstack/description/.",
+                "rm -f /var/tmp/boxstack/description/config.xml", "write /var/tmp/boxstack/description/config.xml",
+                "mkdir -p /var/tmp/boxstack/target/build/image-root", "rm -rf /var/tmp/boxstack/target/build/image-root/image",
+                "kiwi-ng system build", "kiwi-ng result bundle",
+            ])
+        let kiwi = try #require(guest.commands.first { $0.starts(with: ["kiwi-ng", "system"]) })
+        #expect(
+            kiwi == [
+                "kiwi-ng", "system", "build", "--description", "/var/tmp/boxstack/description", "--allow-existing-root",
+                "--target-dir", "/var/tmp/boxstack/target",
+            ])
+        #expect(guest.imports.map(\.root) == ["/var/tmp/boxstack/target/build/image-root"])
+        // The derived description's directory (its config.sh and root/) is shared with the box.
+        #expect(try #require(launcher.started.first).shares.first?.hostPath == directory.file("derived"))
+    }
+
+    @Test func aDerivedBuildIsNoSuccessWithOnlyTheMergedDescription() async throws {
+        let store = StashStore(directory: directory.file("store"))
+        try stashTinyDebian(store)
+        guest.bundleInto = nil
+        let error = await #expect(throws: BoxstackError.self) {
+            try await BoxedBuild.run(try derivedConfiguration(), store: store, launcher: try launcher(exchange: true))
+        }
+        #expect(error?.message.contains("no result reached") == true)
+    }
+
+    @Test func aBaseStashWithoutAStoredDescriptionFailsBeforeAnyBoot() async throws {
+        let store = StashStore(directory: directory.file("store"))
+        try stashTinyDebian(store, storingDescription: false)
+        let launcher = try launcher(exchange: true)
+        let error = await #expect(throws: BoxstackError.self) {
+            try await BoxedBuild.run(try derivedConfiguration(), store: store, launcher: launcher)
+        }
+        #expect(
+            error?.message.contains(directory.file("derived/config.xml") + ":5: <base stash=\"tiny-debian:1\">") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("holds no stored description (image/config.xml)") == true)
+        #expect(launcher.started.isEmpty)
+    }
+
+    @Test func aMissingBaseStashIsNamedByItsElementBeforeAnyBoot() async throws {
+        let launcher = try launcher(exchange: true)
+        let error = await #expect(throws: BoxstackError.self) {
+            try await BoxedBuild.run(try derivedConfiguration(), store: StashStore(directory: directory.file("store")), launcher: launcher)
+        }
+        #expect(
+            error?.message.contains("config.xml:5: <base stash=\"tiny-debian:1\">: there is no stash tiny-debian:1") == true,
+            "\(error?.message ?? "")")
+        #expect(launcher.started.isEmpty)
+    }
+
     @Test func kiwiVersionTypeAndProfilesShapeTheCommands() async throws {
         var configuration = try configuration(["--description", "description", "--target-dir", "target"])
         configuration.kiwiVersion = "9.24.57"

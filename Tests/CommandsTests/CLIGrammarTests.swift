@@ -15,6 +15,7 @@ import Testing
             "boxstack [BOX OPTIONS] -- --description DIR --target-dir DIR",
             "--stash NAME[:TAG]...", "--keep-root NAME[:TAG]", "stash --root DIR", "boxes list",
             "doctor", "boxstack --box debian -- --description tiny --target-dir out",
+            "boxstack -- --description tiny-derived --target-dir out",
             "--box-memory", "--9p-sharing", "--virtiofs-sharing", "--sshfs-sharing", "--aarch64", "--offline",
             "--connect", "--timeout", "--no-accel",
         ] {
@@ -62,6 +63,23 @@ import Testing
         let result = try Self.boxstack(["--box", "debian"])
         #expect(result.status == .terminated(code: 64))
         #expect(result.errorOutput.contains("after '--'"))
+    }
+
+    /// A derived description is checked against Schemas/derived.rng while the arguments are read: no box is
+    /// fetched and no target directory made.
+    @Test func aDerivedDescriptionTheSchemaRefusesStopsBeforeAnyBox() throws {
+        let directory = try TemporaryDirectory("cli-derived")
+        let description = directory.file("derived/config.xml")
+        try FileManager.default.createDirectory(atPath: directory.file("derived"), withIntermediateDirectories: true)
+        try Data("<derived>\n<base stash=\"tiny:1\"/>\n<packages><archive name=\"a.tar.gz\"/></packages>\n</derived>\n".utf8)
+            .write(to: URL(fileURLWithPath: description))
+        let result = try Self.boxstack(
+            ["--", "--description", directory.file("derived"), "--target-dir", directory.file("out")],
+            environment: ["BOXSTACK_CACHE_DIR": directory.file("cache")])
+        #expect(result.status != .terminated(code: 0))
+        #expect(result.errorOutput.contains(description + ":3: <archive>"), "\(result.errorOutput)")
+        #expect(!FileManager.default.fileExists(atPath: directory.file("cache")))
+        #expect(!FileManager.default.fileExists(atPath: directory.file("out")))
     }
 
     @Test func boxesListShowsTheCatalogAsJSON() throws {

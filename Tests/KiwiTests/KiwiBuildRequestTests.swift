@@ -49,6 +49,36 @@ import Testing
         #expect(request.kiwiCommand == ["system", "create"])
         #expect(request.isStackbuild)
     }
+
+    @Test func aDerivedDescriptionBuildsOnTheStashItNames() throws {
+        let fixture = repositoryRoot + "/Tests/Fixtures/tiny-debian-derived"
+        let request = try KiwiBuildRequest.parse(
+            ["--description", fixture, "--from-registry", "127.0.0.1:5000/x", "--target-dir", "t"], currentDirectory: workspace.path)
+        #expect(request.derived?.path == fixture + "/config.xml")
+        #expect(request.stashes == ["tiny-debian:1"])
+        #expect(request.fromRegistry == "127.0.0.1:5000/x")
+        #expect(request.kiwiCommand == ["system", "build"])
+        #expect(request.isStackbuild)
+    }
+
+    @Test func aDerivedDescriptionTakesNoStash() {
+        let fixture = repositoryRoot + "/Tests/Fixtures/tiny-debian-derived"
+        let error = #expect(throws: BoxstackError.self) {
+            try KiwiBuildRequest.parse(["--stash", "other", "--description", fixture, "--target-dir", "t"], currentDirectory: workspace.path)
+        }
+        #expect(error?.message.contains("leave out --stash") == true)
+        #expect(error?.message.contains(fixture + "/config.xml:5: <base stash=\"tiny-debian:1\">") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func anInvalidDerivedDescriptionIsRefusedWhileTheArgumentsAreRead() throws {
+        try Data("<derived>\n<base stash=\"b\"/>\n<packages><wrong/></packages>\n</derived>\n".utf8).write(
+            to: URL(fileURLWithPath: workspace.file("desc/config.xml")))
+        let error = #expect(throws: BoxstackError.self) {
+            try KiwiBuildRequest.parse(["--description", "desc", "--target-dir", "t"], currentDirectory: workspace.path)
+        }
+        #expect(error?.message.contains(workspace.file("desc/config.xml") + ":3") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("wrong") == true)
+    }
 }
 
 /// The option tables must match the KIWI that is installed (the same KIWI the debian box carries).

@@ -9,7 +9,8 @@ import XML
     /// Repository paths named in `file` (words starting with a top-level directory of the checkout).
     static func namedPaths(in file: String) throws -> Set<String> {
         let text = try String(contentsOfFile: repositoryRoot + "/" + file, encoding: .utf8)
-        let pattern = try NSRegularExpression(pattern: #"(?<![A-Za-z0-9_.$/-])(?:Boxes|Scripts|Tests|Sources|Examples)/[A-Za-z0-9_./-]*[A-Za-z0-9_]"#)
+        let directories = "Boxes|Schemas|Scripts|Tests|Sources|Examples"
+        let pattern = try NSRegularExpression(pattern: #"(?<![A-Za-z0-9_.$/-])(?:"# + directories + #")/[A-Za-z0-9_./-]*[A-Za-z0-9_]"#)
         let range = NSRange(text.startIndex..., in: text)
         return Set(pattern.matches(in: text, range: range).compactMap { Range($0.range, in: text).map { String(text[$0]) } })
     }

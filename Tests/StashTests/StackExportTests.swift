@@ -224,4 +224,23 @@ import Testing
         #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
         #expect(!FileManager.default.fileExists(atPath: extracted + "/gone"))
     }
+
+    /// `file(_:in:)` reads one file of the tree the export would write (a derived build's stored description).
+    @Test func oneFileIsReadFromTheStackedTree() throws {
+        try storeImage(
+            name: "described",
+            layers: [
+                [("image", "dir", "", ""), ("image/config.xml", "file", "", "one"), ("etc", "dir", "", ""), ("etc/a", "file", "", "a")],
+                [("image", "dir", "", ""), ("image/config.xml", "file", "", "two")],
+            ])
+        try storeImage(name: "top", layers: [[("image", "dir", "", ""), ("image/.wh.config.xml", "file", "", "")]])
+        try storeImage(name: "linked", layers: [[("shared", "file", "", "shared"), ("config", "hardlink", "shared", "")]])
+        let described = try StashReference(name: "described")
+        #expect(try store.file("image/config.xml", in: [described]) == Data("two".utf8))
+        #expect(try store.file("image/config.xml", in: [described, try StashReference(name: "top")]) == nil)
+        #expect(try store.file("etc/missing", in: [described]) == nil)
+        #expect(try store.file("config", in: [try StashReference(name: "linked")]) == Data("shared".utf8))
+        let error = try #require(throws: BoxstackError.self) { try store.file("etc", in: [described]) }
+        #expect("\(error)".contains("etc in described:latest is a directory"), "\(error)")
+    }
 }

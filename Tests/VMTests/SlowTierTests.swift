@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The seed's three use cases with full KIWI builds from Debian's repositories in the box.
+/// The seed's four use cases with full KIWI builds from Debian's repositories in the box.
 /// Under TCG this takes 20-40 minutes, so it runs only with BOXSTACK_SLOW_TESTS=1 (Scripts/test
 /// leaves the suite out otherwise rather than reporting it skipped).
 @Suite(.serialized) struct SlowTier {
@@ -43,6 +43,43 @@ import Testing
         let derivedListing = try Subprocess.run(["tar", "-tJf", cli.workspace.file("derived/" + derivedTarball)]).check().output
         #expect(derivedListing.contains("usr/bin/vim.tiny"))
         #expect(derivedListing.contains("bin/bash"))
+    }
+
+    /// A derived description (Tests/Fixtures/tiny-debian-derived) on a stashed tiny Debian: less added,
+    /// ca-certificates removed, the version 1.1.0, with its own config.sh and root/ overlay.
+    @Test func derivedDescriptionAddsAndRemovesAPackageAndChangesTheVersion() throws {
+        let cli = try BoxstackCLI("slow-derived")
+        let fixtures = repositoryRoot + "/Tests/Fixtures"
+
+        // 1. The base: build, then keep the root (its description is stored in image/config.xml).
+        let built = try cli.run([
+            "--keep-root", "tiny-debian:1",
+            "--", "--description", fixtures + "/tiny-debian", "--target-dir", "built",
+        ])
+        #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
+        let builtFiles = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
+        let builtPackages = try #require(builtFiles.first { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".packages") })
+        #expect(try String(contentsOfFile: cli.workspace.file("built/" + builtPackages), encoding: .utf8).contains("ca-certificates|"))
+
+        // 2. The derived build names its base itself: no --stash.
+        let derived = try cli.run(["--", "--description", fixtures + "/tiny-debian-derived", "--target-dir", "derived"])
+        #expect(derived.status == .terminated(code: 0), "\(derived.errorOutput.suffix(3000))")
+        let merged = try String(contentsOfFile: cli.workspace.file("derived/merged-description.xml"), encoding: .utf8)
+        #expect(merged.contains("<version>1.1.0</version>"), "\(merged)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("derived"))
+        let tarball = try #require(files.first { $0.hasPrefix("tiny-debian.x86_64-1.1.0") && $0.hasSuffix(".tar.xz") }, "\(files)")
+        let packagesFile = try #require(files.first { $0.hasPrefix("tiny-debian.x86_64-1.1.0") && $0.hasSuffix(".packages") }, "\(files)")
+        let packages = try String(contentsOfFile: cli.workspace.file("derived/" + packagesFile), encoding: .utf8)
+        #expect(packages.contains("\nless|") || packages.hasPrefix("less|"), "\(packages)")
+        #expect(!packages.contains("ca-certificates|"), "\(packages)")
+        let image = cli.workspace.file("derived/" + tarball)
+        let listing = try Subprocess.run(["tar", "-tJf", image]).check().output
+        #expect(listing.contains("usr/bin/less"))
+        #expect(listing.contains("bin/bash"))
+        #expect(!listing.contains("usr/sbin/update-ca-certificates"))
+        #expect(listing.contains("etc/boxstack-overlay"))
+        let marker = try Subprocess.run(["tar", "-xJOf", image, "--wildcards", "*etc/boxstack-derived"]).check().output
+        #expect(marker == "tiny-debian-derived\n")
     }
 
     /// --kiwi-version installs that KIWI from PyPI in the box (so it needs the network) and builds with it.
