@@ -78,11 +78,13 @@ let package = Package(
         .target(name: "Sharing", dependencies: ["BoxstackCore", "Machine"]),
         // One boxed run, end to end.
         .target(name: "Boxed", dependencies: ["BoxstackCore", "CLibC", "Kiwi", "Machine", "Guest", "Sharing", "Stash", "OCI", "Registry"]),
+        // Boxes built from their KIWI descriptions in a builder box, published and cached.
+        .target(name: "BoxBuilding", dependencies: ["BoxstackCore", "Boxes", "Boxed", "Kiwi"]),
         // The ArgumentParser verbs.
         .target(
             name: "BoxstackCommands",
             dependencies: [
-                "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed", "Machine", "Guest", "Sharing", "OCI",
+                "BoxstackCore", "Boxes", "Kiwi", "Stash", "Registry", "Boxed", "BoxBuilding", "Machine", "Guest", "Sharing", "OCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], resources: []),
         .executableTarget(name: "boxstack", dependencies: ["BoxstackCommands"]),

@@ -320,7 +320,7 @@ public struct BoxCache: Sendable {
     public static func noSource(_ box: BoxDefinition, arch: String) -> BoxstackError {
         BoxstackError(
             .notFound,
-            "the box \(box.name) (\(arch)) has no published source in \(box.catalogPath); build it with 'Scripts/build-box \(box.name) --arch \(arch)' and give a catalog entry (BOXSTACK_CATALOG=FILE) whose source is its output directory or a registry that carries it."
+            "the box \(box.name) (\(arch)) has no published source in \(box.catalogPath) and is not in the cache; build it with 'boxstack boxes build \(box.name) --arch \(arch)', or use a catalog (BOXSTACK_CATALOG=FILE) whose entry names a source that publishes it."
         )
     }
 

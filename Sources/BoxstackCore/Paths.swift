@@ -25,6 +25,11 @@ public struct Paths: Sendable {
         environment["BOXSTACK_STASH_DIR"] ?? xdg("XDG_DATA_HOME", default: ".local/share") + "/boxstack/stashes"
     }
 
+    /// Where `boxes build` publishes the boxes it built: `$XDG_DATA_HOME/boxstack/boxes`.
+    public var builtBoxesDirectory: String {
+        xdg("XDG_DATA_HOME", default: ".local/share") + "/boxstack/boxes"
+    }
+
     /// Private run directories: `BOXSTACK_RUNS_DIR`, else under `$XDG_RUNTIME_DIR` when set, else under the cache.
     public var runsDirectory: String {
         if let runs = environment["BOXSTACK_RUNS_DIR"], runs.hasPrefix("/") { return runs }

@@ -43,7 +43,7 @@ public struct GuestAgent: Sendable {
         if result.status == .terminated(code: 127) || (!result.status.isSuccess && result.errorOutput.contains("not found")) {
             throw BoxstackError(
                 .guestFailed,
-                "The box has no boxstack agent (\(agentCommand.joined(separator: " ")) was not found); rebuild the box with Scripts/build-box.",
+                "The box has no boxstack agent (\(agentCommand.joined(separator: " ")) was not found); rebuild the box (Scripts/build-box debian, or boxstack boxes build NAME).",
                 details: Self.lastLines(result.errorOutput))
         }
         guard result.status.isSuccess else {
@@ -55,7 +55,7 @@ public struct GuestAgent: Sendable {
         guard hello.agentVersion == Self.protocolVersion else {
             throw BoxstackError(
                 .guestFailed,
-                "The box's boxstack agent speaks protocol version \(hello.agentVersion), but this boxstack speaks version \(Self.protocolVersion); rebuild the box with this boxstack's Scripts/build-box, or use a boxstack that matches the box."
+                "The box's boxstack agent speaks protocol version \(hello.agentVersion), but this boxstack speaks version \(Self.protocolVersion); rebuild the box with this boxstack (Scripts/build-box debian, or boxstack boxes build NAME), or use a boxstack that matches the box."
             )
         }
         return hello

@@ -16,6 +16,8 @@ public struct KiwiDescription: Sendable, Equatable {
     public var repositories: [String]
     /// Packages of the `<packages type="bootstrap">` sections.
     public var bootstrapPackages: [String]
+    /// The names of the profiles the description declares.
+    public var profiles: [String]
 
     /// Reads the description in `directory`: `config.xml`, or the single `*.kiwi` file, as KIWI does.
     public init(directory: String) throws {
@@ -50,6 +52,7 @@ public struct KiwiDescription: Sendable, Equatable {
         packageManager = document.string("/image/preferences/packagemanager")?.trimmed
         repositories = document.strings("/image/repository/source/@path")
         bootstrapPackages = document.strings("/image/packages[@type='bootstrap']/package/@name")
+        profiles = document.strings("/image/profiles/profile/@name")
     }
 
     /// Refuses a description that KIWI cannot build on top of an existing root tree (a stackbuild):

@@ -153,7 +153,7 @@ struct BoxSourceTests {
             #expect(box.architectures.allSatisfy { $0.source == nil }, "\(name) names a source that does not publish it")
             let cache = BoxCache(directory: try TemporaryDirectory("nosource").path)
             let error = await #expect(throws: BoxstackError.self) { try await cache.fetch(box, arch: "x86_64", progress: false) }
-            #expect(error?.message.contains("Scripts/build-box \(name) --arch x86_64") == true)
+            #expect(error?.message.contains("boxstack boxes build \(name) --arch x86_64") == true)
             #expect(error?.message.contains("BOXSTACK_CATALOG") == true)
         }
     }

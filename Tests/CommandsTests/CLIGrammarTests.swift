@@ -25,7 +25,7 @@ import Testing
 
     @Test(arguments: [
         ["boxes"], ["boxes", "list"], ["boxes", "fetch"], ["boxes", "update"], ["boxes", "rm"], ["boxes", "run"],
-        ["stash"], ["doctor"], ["gc"],
+        ["boxes", "push"], ["stash"], ["doctor"], ["gc"],
     ])
     func everySubcommandHasItsOwnHelp(path: [String]) throws {
         let result = try Self.boxstack(path + ["--help"]).check()
@@ -40,6 +40,15 @@ import Testing
         let result = try Self.boxstack(arguments, environment: ["BOXSTACK_CACHE_DIR": NSTemporaryDirectory() + "/boxstack-none"])
         #expect(!result.status.isSuccess)
         #expect(result.errorOutput.contains("\(option) does not apply to 'boxstack \(arguments[arguments.firstIndex(of: "boxes")!]) "))
+    }
+
+    /// A box is published under a tag, which its catalog entry names; nothing is fetched or uploaded first.
+    @Test(arguments: ["127.0.0.1:1/boxes/debian", "127.0.0.1:1/boxes/debian@sha256:" + String(repeating: "0", count: 64)])
+    func aBoxPushWithoutATagIsRefusedBeforeAnything(destination: String) throws {
+        let result = try Self.boxstack(
+            ["boxes", "push", "debian", destination], environment: ["BOXSTACK_CACHE_DIR": NSTemporaryDirectory() + "/boxstack-none"])
+        #expect(result.status == .terminated(code: 64))
+        #expect(result.errorOutput.contains("push a box to a tag"), "\(result.errorOutput)")
     }
 
     @Test func versionIsPrinted() throws {

@@ -1,5 +1,6 @@
 import BoxstackCore
 import Foundation
+import Guest
 import TestSupport
 import Testing
 
@@ -27,7 +28,7 @@ import Testing
     @Test func helloReportsProtocolVersionAndArchitecture() throws {
         let result = try agent(["hello"]).check()
         let lines = result.output.split(separator: "\n").map(String.init)
-        #expect(lines.first == "agent-version=2")
+        #expect(lines.first == "agent-version=\(GuestAgent.protocolVersion)")
         #expect(lines.contains("arch=\(try Subprocess.run(["uname", "-m"]).output.trimmingCharacters(in: .whitespacesAndNewlines))"))
         #expect(lines.contains { $0.hasPrefix("kiwi-version=") })
     }

@@ -91,12 +91,17 @@ import Testing
         var domain: String?
         while ContinuousClock.now < deadline, domain == nil, process.status == nil {
             let text = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-            if let range = text.range(of: "as boxstack-") {
-                domain = "boxstack-" + text[range.upperBound...].prefix(while: { $0.isHexDigit })
+            // A cold boot names the run's domain, a warm start the slot's (libvirt keeps a saved name).
+            if let range = text.range(of: " as boxstack-") {
+                domain = String(text[text.index(after: range.lowerBound)...].dropFirst(3).prefix(while: { !$0.isWhitespace }))
             }
             try await Task.sleep(for: .milliseconds(200))
         }
         let name = try #require(domain, "the run never started a domain")
+        // The line is printed as the domain is being created.
+        while ContinuousClock.now < deadline, try !connection.activeDomainNames().contains(name) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(try connection.activeDomainNames().contains(name))
         kill(process.pid, SIGINT)
         #expect(process.wait() == .terminated(code: 128 + SIGINT))

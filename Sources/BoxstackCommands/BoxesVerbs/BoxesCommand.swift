@@ -9,7 +9,9 @@ struct BoxesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boxes",
         abstract: "List, fetch, update and remove build boxes.",
-        subcommands: [BoxesList.self, BoxesFetch.self, BoxesUpdate.self, BoxesRemove.self, BoxesRun.self, BoxesWarm.self])
+        subcommands: [
+            BoxesList.self, BoxesFetch.self, BoxesUpdate.self, BoxesRemove.self, BoxesRun.self, BoxesWarm.self, BoxesBuild.self, BoxesPush.self,
+        ])
 
     /// The root command's box options: ArgumentParser gives a parent's options to the parent wherever
     /// they stand, so the box verbs read them here (and refuse those they do not use).

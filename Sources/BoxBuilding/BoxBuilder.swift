@@ -1,0 +1,130 @@
+import Boxed
+import Boxes
+import BoxstackCore
+import Foundation
+import Kiwi
+
+/// What `boxes build` made.
+public struct BoxBuildResult: Sendable, Encodable {
+    public var box: String
+    public var arch: String
+    /// The directory the files and their `.sha256` files were published to.
+    public var output: String
+    /// File name to its digest, for the kernel, the initrd and the disk.
+    public var files: [String: String]
+    public var seconds: Int
+}
+
+/// Builds a box from its KIWI description as a boxed build inside a builder box (the debian box of the
+/// same architecture), then publishes its kernel, initrd and qcow2 disk with a `.sha256` beside each and
+/// puts the verified files into the box cache, so `--box NAME` boots it next without a download.
+public enum BoxBuilder {
+    /// Builds `recipe` for `arch` in the box `builder` describes. `workDirectory` (new, the user's)
+    /// holds the description and KIWI's target while the build runs; it is removed after a success and
+    /// kept after a failure, for its `target/boxstack.log`.
+    public static func build(
+        _ recipe: BoxRecipe, arch: String, builder: BoxSessionOptions, workDirectory: String, output: String, cache: BoxCache
+    ) async throws -> BoxBuildResult {
+        let started = ContinuousClock.now
+        let entry = try recipe.box.architecture(arch)
+        guard builder.image.architecture.name == arch else {
+            throw BoxstackError(
+                .invalidArgument,
+                "a box for \(arch) is built in a builder box of that architecture, not in \(builder.image.name) (\(builder.image.architecture.name))."
+            )
+        }
+        let description = workDirectory + "/description"
+        let target = workDirectory + "/target"
+        try FileManager.default.makeDirectory(workDirectory, mode: 0o700)
+        try recipe.assemble(into: description)
+
+        var configuration = BoxedBuildConfiguration(
+            session: builder,
+            request: try KiwiBuildRequest.parse(
+                ["--description", description, "--target-dir", target], currentDirectory: workDirectory))
+        configuration.profiles = recipe.profiles(for: arch)
+        let status = try await BoxedBuild.run(configuration)
+        guard status == 0 else {
+            throw BoxstackError(
+                .guestFailed,
+                "KIWI could not build the box \(recipe.box.name) for \(arch) (exit code \(status)); its log is \(target)/boxstack.log.")
+        }
+
+        let built = try KisResult(directory: target, box: recipe.box.name)
+        builder.report("converting \((built.filesystem as NSString).lastPathComponent) to \(entry.disk)")
+        let files = try publish(built, as: entry, into: output)
+        var published = recipe.box
+        published.architectures = [
+            BoxArchitecture(
+                arch: arch, source: .directory(output), sourceText: output, kernel: entry.kernel, initrd: entry.initrd,
+                disk: entry.disk, cmdline: entry.cmdline, console: entry.console)
+        ]
+        _ = try await cache.fetch(published, arch: arch, progress: false)
+        try? FileManager.default.removeItem(atPath: workDirectory)
+        return BoxBuildResult(
+            box: recipe.box.name, arch: arch, output: output, files: files,
+            seconds: Int((ContinuousClock.now - started).components.seconds))
+    }
+
+    /// Writes the catalog entry's three files and their `.sha256` files into `output`. Each file is
+    /// written under a temporary name and renamed, the checksum files last, so a reader never takes a
+    /// half-written file for a published one.
+    private static func publish(_ built: KisResult, as entry: BoxArchitecture, into output: String) throws -> [String: String] {
+        try FileManager.default.makeDirectory(output)
+        let suffix = ".part-\(getpid())"
+        let placed = [(built.kernel, entry.kernel), (built.initrd, entry.initrd), (built.filesystem, entry.disk)]
+        var digests: [String: String] = [:]
+        do {
+            for (source, name) in placed {
+                let temporary = "\(output)/\(name)\(suffix)"
+                if name == entry.disk {
+                    try Subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", source, temporary]).check()
+                } else {
+                    try Subprocess.run(["cp", "--", source, temporary]).check()
+                }
+                let digest = try ContentDigest.ofFile(temporary).digest
+                digests[name] = digest.description
+                try Data("\(digest.hex)  \(name)\n".utf8).write(to: URL(fileURLWithPath: "\(output)/\(name).sha256\(suffix)"))
+            }
+            for (_, name) in placed { try rename("\(output)/\(name)\(suffix)", to: "\(output)/\(name)") }
+            for (_, name) in placed { try rename("\(output)/\(name).sha256\(suffix)", to: "\(output)/\(name).sha256") }
+        } catch {
+            for (_, name) in placed {
+                unlink("\(output)/\(name)\(suffix)")
+                unlink("\(output)/\(name).sha256\(suffix)")
+            }
+            throw error
+        }
+        return digests
+    }
+
+    private static func rename(_ from: String, to: String) throws {
+        guard Foundation.rename(from, to) == 0 else {
+            throw BoxstackError(.permission, "cannot publish \(to): \(String(cString: strerror(errno))).")
+        }
+    }
+}
+
+/// The files KIWI's `kis` type leaves in its target directory: a kernel, an initrd and a bare file system.
+struct KisResult {
+    var kernel: String
+    var initrd: String
+    var filesystem: String
+
+    init(directory: String, box: String) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        func single(_ what: String, _ matches: (String) -> Bool) throws -> String {
+            let found = names.filter(matches)
+            guard found.count == 1 else {
+                throw BoxstackError(
+                    .invalidData,
+                    "KIWI's build of the box \(box) left \(found.isEmpty ? "no" : "\(found.count)") \(what) in \(directory); a box description needs <type image=\"kis\" filesystem=\"ext4\"/>."
+                )
+            }
+            return directory + "/" + found[0]
+        }
+        kernel = try single("kernel (*.kernel)") { $0.hasSuffix(".kernel") }
+        initrd = try single("initrd (*.initrd)") { $0.contains(".initrd") && !$0.hasSuffix(".sha256") }
+        filesystem = try single("file system image (*.ext4)") { $0.hasSuffix(".ext4") }
+    }
+}
