@@ -93,6 +93,7 @@ let package = Package(
         .testTarget(name: "XMLTests", dependencies: ["XML", "TestSupport"]),
         .testTarget(name: "OCITests", dependencies: ["OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "SharingTests", dependencies: ["Sharing", "Machine", "BoxstackCore", "TestSupport"]),
+        .testTarget(name: "BoxBuildingTests", dependencies: ["BoxBuilding", "Boxes", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "BoxesTests", dependencies: ["Boxes", "Registry", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "StashTests", dependencies: ["Stash", "OCI", "BoxstackCore", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "BoxstackCore", "TestSupport"]),

@@ -28,6 +28,14 @@ public enum BoxArtifact {
         public var digest: ContentDigest
         public var size: Int64
 
+        public init(role: BoxFileRole, path: String, digest: ContentDigest, size: Int64) {
+            self.role = role
+            self.path = path
+            self.digest = digest
+            self.size = size
+        }
+
+        /// The name the catalog gives the file, which titles its layer.
         public var name: String { (path as NSString).lastPathComponent }
     }
 
@@ -58,7 +66,9 @@ public enum BoxArtifact {
     /// The artifact manifest for `files` of the box `name` on `arch`.
     public static func manifest(name: String, arch: String, files: [File]) -> Manifest {
         let config = Descriptor(mediaType: MediaType.emptyJSON, digest: ContentDigest.of(emptyConfig), size: Int64(emptyConfig.count))
-        let layers = files.map { file in
+        // Kernel, initrd, disk: one order, so the same box always makes the same manifest.
+        let ordered = files.sorted { BoxFileRole.allCases.firstIndex(of: $0.role)! < BoxFileRole.allCases.firstIndex(of: $1.role)! }
+        let layers = ordered.map { file in
             Descriptor(
                 mediaType: layerMediaType(file.role), digest: file.digest, size: file.size,
                 annotations: [AnnotationKey.title: file.name])

@@ -19,7 +19,6 @@ final class OCIBoxFixture: @unchecked Sendable {
     static let kernel = "debian-box.x86_64.kernel"
     static let initrd = "debian-box.x86_64.initrd"
     static let disk = "debian-box.x86_64.qcow2"
-    static let artifactType = "application/vnd.boxstack.box.v1"
 
     /// The files the tag currently publishes, by name.
     private(set) var published: [String: Data] = [:]
@@ -35,40 +34,28 @@ final class OCIBoxFixture: @unchecked Sendable {
         [kernel: randomBytes(1 << 20), initrd: randomBytes(2 << 20), disk: randomBytes(4 << 20)]
     }
 
-    /// Pushes `files` as the artifact tagged `tag`: the empty config `{}`, one layer per file titled
-    /// with its name. Returns the manifest and its digest.
+    /// Pushes `files` as the artifact tagged `tag` the way `boxes push` does (`BoxArtifact`). Returns the
+    /// manifest and its digest.
     @discardableResult
     func publish(_ files: [String: Data], tag: String = OCIBoxFixture.tag) async throws -> (manifest: Manifest, digest: ContentDigest) {
         let staging = temporary.file("staging-\(UUID().uuidString.prefix(8))")
         try FileManager.default.makeDirectory(staging)
         defer { try? FileManager.default.removeItem(atPath: staging) }
-        let emptyConfig = Data("{}".utf8)
-        try emptyConfig.write(to: URL(fileURLWithPath: staging + "/config"))
-        let config = Descriptor(mediaType: MediaType.emptyJSON, digest: .of(emptyConfig), size: Int64(emptyConfig.count))
-        var layers: [Descriptor] = []
+        let roles: [String: BoxFileRole] = [Self.kernel: .kernel, Self.initrd: .initrd, Self.disk: .disk]
+        var artifactFiles: [BoxArtifact.File] = []
         for name in files.keys.sorted() {
             let bytes = files[name] ?? Data()
             try bytes.write(to: URL(fileURLWithPath: "\(staging)/\(name)"))
-            layers.append(
-                Descriptor(
-                    mediaType: "application/octet-stream", digest: .of(bytes), size: Int64(bytes.count),
-                    annotations: [AnnotationKey.title: name]))
+            artifactFiles.append(
+                BoxArtifact.File(role: try #require(roles[name]), path: "\(staging)/\(name)", digest: .of(bytes), size: Int64(bytes.count)))
         }
-        var manifest = Manifest(config: config, layers: layers)
-        manifest.artifactType = Self.artifactType
-        let data = try OCIJSON.encode(manifest)
-        let digest = try await RegistryClient.withClient(registry: registry.address) { client in
-            try await client.uploadBlob(
-                repository: Self.repository, digest: config.digest, size: config.size, from: staging + "/config")
-            for (name, layer) in zip(files.keys.sorted(), layers) {
-                try await client.uploadBlob(
-                    repository: Self.repository, digest: layer.digest, size: layer.size, from: "\(staging)/\(name)")
-            }
-            return try await client.putManifest(
-                repository: Self.repository, reference: tag, data: data, mediaType: MediaType.imageManifest)
+        let result = try await RegistryClient.withClient(registry: registry.address) { client in
+            try await BoxArtifact.push(
+                name: "debian", arch: "x86_64", files: artifactFiles, client: client, repository: Self.repository, tag: tag,
+                showProgress: false)
         }
         published = files
-        return (manifest, digest)
+        return (BoxArtifact.manifest(name: "debian", arch: "x86_64", files: artifactFiles), result.digest)
     }
 
     /// The catalog entry `debian` whose x86_64 source is `source` (the artifact's tag by default).
@@ -211,6 +198,30 @@ struct OCISourceTests {
         let repaired = try #require(try await fixture.cache.update([box], progress: false).first)
         #expect(repaired.downloadedFiles == [OCIBoxFixture.initrd])
         #expect(try contents(repaired.box.initrd) == newInitrd)
+    }
+
+    /// A second push of the same box sends no file and names the same manifest.
+    @Test func pushingTheSameBoxAgainSkipsEveryFileAndKeepsTheDigest() async throws {
+        let fixture = try OCIBoxFixture()
+        let files = OCIBoxFixture.randomBox()
+        let first = try await fixture.publish(files)
+        let staging = fixture.temporary.file("again")
+        try FileManager.default.makeDirectory(staging)
+        let artifactFiles = try [(BoxFileRole.kernel, OCIBoxFixture.kernel), (.initrd, OCIBoxFixture.initrd), (.disk, OCIBoxFixture.disk)]
+            .map { role, name in
+                let bytes = try #require(files[name])
+                try bytes.write(to: URL(fileURLWithPath: "\(staging)/\(name)"))
+                return BoxArtifact.File(role: role, path: "\(staging)/\(name)", digest: .of(bytes), size: Int64(bytes.count))
+            }
+        let again = try await RegistryClient.withClient(registry: fixture.registry.address) { client in
+            try await BoxArtifact.push(
+                name: "debian", arch: "x86_64", files: artifactFiles, client: client, repository: OCIBoxFixture.repository,
+                tag: "2", showProgress: false)
+        }
+        #expect(again.uploadedBytes == 0)
+        #expect(Set(again.skippedFiles) == [OCIBoxFixture.kernel, OCIBoxFixture.initrd, OCIBoxFixture.disk])
+        #expect(again.digest == first.digest)
+        #expect(first.manifest.artifactType == BoxArtifact.artifactType)
     }
 
     @Test func artifactWithoutATitledLayerIsRejectedByName() async throws {
