@@ -105,7 +105,9 @@ public enum BoxBuilder {
     }
 }
 
-/// The files KIWI's `kis` type leaves in its target directory: a kernel, an initrd and a bare file system.
+/// The files KIWI's `kis` type leaves in its target directory: the kernel (NAME.ARCH-VERSION-KERNEL.kernel),
+/// the initrd (NAME.ARCH-VERSION.initrd) and the root file system image, which KIWI names NAME.ARCH-VERSION
+/// with no extension.
 struct KisResult {
     var kernel: String
     var initrd: String
@@ -113,18 +115,25 @@ struct KisResult {
 
     init(directory: String, box: String) throws {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let requirement = "a box description needs <type image=\"kis\" filesystem=\"ext4\"/>, not compressed"
         func single(_ what: String, _ matches: (String) -> Bool) throws -> String {
             let found = names.filter(matches)
             guard found.count == 1 else {
                 throw BoxstackError(
                     .invalidData,
-                    "KIWI's build of the box \(box) left \(found.isEmpty ? "no" : "\(found.count)") \(what) in \(directory); a box description needs <type image=\"kis\" filesystem=\"ext4\"/>."
-                )
+                    "KIWI's build of the box \(box) left \(found.isEmpty ? "no" : "\(found.count)") \(what) in \(directory); \(requirement).")
             }
             return directory + "/" + found[0]
         }
         kernel = try single("kernel (*.kernel)") { $0.hasSuffix(".kernel") }
-        initrd = try single("initrd (*.initrd)") { $0.contains(".initrd") && !$0.hasSuffix(".sha256") }
-        filesystem = try single("file system image (*.ext4)") { $0.hasSuffix(".ext4") }
+        initrd = try single("initrd (*.initrd)") { $0.hasSuffix(".initrd") }
+        filesystem = String(initrd.dropLast(".initrd".count))
+        var status = stat()
+        guard stat(filesystem, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw BoxstackError(
+                .invalidData,
+                "KIWI's build of the box \(box) left no root file system image \((filesystem as NSString).lastPathComponent) beside its initrd in \(directory); \(requirement)."
+            )
+        }
     }
 }

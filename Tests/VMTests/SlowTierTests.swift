@@ -7,17 +7,23 @@ import Testing
 /// Under TCG this takes 20-40 minutes, so it runs only with BOXSTACK_SLOW_TESTS=1 (Scripts/test
 /// leaves the suite out otherwise rather than reporting it skipped).
 @Suite(.serialized) struct SlowTier {
+    /// Builds Tests/Fixtures/tiny-debian into `built` and keeps its root as the stash tiny-debian:1;
+    /// returns the names of the files built.
+    static func buildAndKeepTinyDebian(_ cli: BoxstackCLI) throws -> [String] {
+        let built = try cli.run([
+            "--keep-root", "tiny-debian:1",
+            "--", "--description", repositoryRoot + "/Tests/Fixtures/tiny-debian", "--target-dir", "built",
+        ])
+        #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
+        return try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
+    }
+
     @Test func buildKeepRootRebuildOfflineAndDeriveWithAPackage() throws {
         let cli = try BoxstackCLI("slow-tier")
         let fixtures = repositoryRoot + "/Tests/Fixtures"
 
         // 1. Build, then keep the root.
-        let built = try cli.run([
-            "--keep-root", "tiny-debian:1",
-            "--", "--description", fixtures + "/tiny-debian", "--target-dir", "built",
-        ])
-        #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
-        let builtFiles = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
+        let builtFiles = try Self.buildAndKeepTinyDebian(cli)
         #expect(builtFiles.contains { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") }, "\(builtFiles)")
         let list = try cli.run(["stash", "--list", "--json"]).check().output
         #expect(list.contains("tiny-debian"))
@@ -49,20 +55,14 @@ import Testing
     /// ca-certificates removed, the version 1.1.0, with its own config.sh and root/ overlay.
     @Test func derivedDescriptionAddsAndRemovesAPackageAndChangesTheVersion() throws {
         let cli = try BoxstackCLI("slow-derived")
-        let fixtures = repositoryRoot + "/Tests/Fixtures"
 
         // 1. The base: build, then keep the root (its description is stored in image/config.xml).
-        let built = try cli.run([
-            "--keep-root", "tiny-debian:1",
-            "--", "--description", fixtures + "/tiny-debian", "--target-dir", "built",
-        ])
-        #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
-        let builtFiles = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
+        let builtFiles = try Self.buildAndKeepTinyDebian(cli)
         let builtPackages = try #require(builtFiles.first { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".packages") })
         #expect(try String(contentsOfFile: cli.workspace.file("built/" + builtPackages), encoding: .utf8).contains("ca-certificates|"))
 
         // 2. The derived build names its base itself: no --stash.
-        let derived = try cli.run(["--", "--description", fixtures + "/tiny-debian-derived", "--target-dir", "derived"])
+        let derived = try cli.run(["--", "--description", repositoryRoot + "/Tests/Fixtures/tiny-debian-derived", "--target-dir", "derived"])
         #expect(derived.status == .terminated(code: 0), "\(derived.errorOutput.suffix(3000))")
         let merged = try String(contentsOfFile: cli.workspace.file("derived/merged-description.xml"), encoding: .utf8)
         #expect(merged.contains("<version>1.1.0</version>"), "\(merged)")
