@@ -93,10 +93,13 @@ public struct MachineArchitecture: Sendable, Equatable, CustomStringConvertible 
     /// The kernel command line of the guest contract: root on the virtio disk, console on the serial port.
     public var defaultKernelCommandLine: String { kernelCommandLine(["root=/dev/vda", "rw"]) }
 
-    /// A kernel command line: `arguments`, then the console (this architecture's unless given) and
-    /// `panic=-1`, so a panicking guest reboots, which ends its domain instead of hanging.
+    /// A kernel command line: `arguments`, then the console (this architecture's unless given),
+    /// `panic=-1`, so a panicking guest reboots, which ends its domain instead of hanging, and on x86
+    /// `no_timer_check`: the kernel's boot-time check of the IO-APIC timer fails when an emulated guest
+    /// on a busy host gets its ticks late, and the kernel then panics ("IO-APIC + timer doesn't work!").
     public func kernelCommandLine(_ arguments: [String], console: String? = nil) -> String {
-        (arguments + ["console=\(console ?? self.console)", "panic=-1"]).joined(separator: " ")
+        let timerCheck = name == "x86_64" ? ["no_timer_check"] : []
+        return (arguments + ["console=\(console ?? self.console)", "panic=-1"] + timerCheck).joined(separator: " ")
     }
 
     /// The QEMU `-device` for a virtio device of `kind` (`net`, `vhost-user-fs`) in `slot`.

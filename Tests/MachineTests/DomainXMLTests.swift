@@ -121,7 +121,7 @@ struct DomainVariant: CustomTestStringConvertible, Sendable {
         #expect(arch.machine == "virt")
         #expect(arch.emulatedCPU == .named("cortex-a57"))
         #expect(arch.defaultKernelCommandLine == "root=/dev/vda rw console=ttyAMA0 panic=-1")
-        #expect(MachineArchitecture.x86_64.defaultKernelCommandLine == "root=/dev/vda rw console=ttyS0 panic=-1")
+        #expect(MachineArchitecture.x86_64.defaultKernelCommandLine == "root=/dev/vda rw console=ttyS0 panic=-1 no_timer_check")
     }
 
     @Test func s390xAndPpc64leAreDeclarable() throws {
