@@ -43,6 +43,8 @@ public enum BoxBuilder {
             request: try KiwiBuildRequest.parse(
                 ["--description", description, "--target-dir", target], currentDirectory: workDirectory))
         configuration.profiles = recipe.profiles(for: arch)
+        configuration.kiwiRuntimeConfiguration = kisRuntimeConfiguration
+        configuration.delivery = .targetFiles
         let status = try await BoxedBuild.run(configuration)
         guard status == 0 else {
             throw BoxstackError(
@@ -65,6 +67,11 @@ public enum BoxBuilder {
             box: recipe.box.name, arch: arch, output: output, files: files,
             seconds: Int((ContinuousClock.now - started).components.seconds))
     }
+
+    /// KIWI packs a kis build into an xz tarball as well, at xz's default level: under TCG that took longer
+    /// than the rest of the image. The box needs only the unpacked files (`ResultDelivery.targetFiles`), so
+    /// the tarball is made at the fastest level.
+    static let kisRuntimeConfiguration = "xz:\n  - options: -0 --threads=0\n"
 
     /// Writes the catalog entry's three files and their `.sha256` files into `output`. Each file is
     /// written under a temporary name and renamed, the checksum files last, so a reader never takes a

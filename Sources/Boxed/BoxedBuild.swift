@@ -19,11 +19,24 @@ public struct BoxedBuildConfiguration: Sendable {
     public var debug = false
     /// Timeouts for pulling the stashes from `--from-registry`.
     public var registryTimeouts = RegistryTimeouts()
+    /// A KIWI runtime configuration (the YAML `kiwi-ng --config` reads) for this run.
+    public var kiwiRuntimeConfiguration: String?
+    public var delivery = ResultDelivery.bundle
 
     public init(session: BoxSessionOptions, request: KiwiBuildRequest) {
         self.session = session
         self.request = request
     }
+}
+
+/// What a successful run leaves in the host's target directory.
+public enum ResultDelivery: Sendable {
+    /// KIWI's result bundle (`kiwi-ng result bundle`): what a user's build publishes.
+    case bundle
+    /// The files at the top of KIWI's target directory as KIWI left them, less its `.tar.xz` archives: a box
+    /// build takes the kis type's kernel, initrd and root file system image, which the bundle only holds
+    /// packed into one xz tarball.
+    case targetFiles
 }
 
 /// Paths inside the box.
@@ -36,6 +49,7 @@ enum GuestPaths {
     static let localTarget = work + "/target"
     static let imageRoot = localTarget + "/build/image-root"
     static let hostCertificates = "/run/boxstack/host-ca-certificates.crt"
+    static let kiwiRuntimeConfiguration = work + "/kiwi.yml"
 }
 
 public enum BoxedBuild {
@@ -68,6 +82,7 @@ public enum BoxedBuild {
         }
         if let version = configuration.kiwiVersion { try await run.installKiwi(version) }
         try await run.stageDescription(merged: merged)
+        if let runtime = configuration.kiwiRuntimeConfiguration { try run.stageRuntimeConfiguration(runtime) }
         if let stack { try await run.importStack(stack) }
         if merged != nil { try await run.clearBaseMetadata() }
         let status = try await run.runKiwi()
@@ -75,7 +90,10 @@ public enum BoxedBuild {
             log.note("KIWI failed (\(status)); the log is \(request.targetDirectory)/boxstack.log")
             return exitCode(status)
         }
-        try await run.bundleResults(since: started)
+        switch configuration.delivery {
+        case .bundle: try await run.bundleResults(since: started)
+        case .targetFiles: try await run.copyTargetFiles(since: started)
+        }
         if let keepRoot = configuration.keepRoot { try await run.keepRoot(keepRoot) }
         return 0
     }

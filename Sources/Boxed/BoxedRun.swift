@@ -52,6 +52,10 @@ struct BoxedRun {
         }
     }
 
+    func stageRuntimeConfiguration(_ yaml: String) throws {
+        try guest.writeFile(Data(yaml.utf8), to: GuestPaths.kiwiRuntimeConfiguration)
+    }
+
     /// The stacked stashes, flattened on the host into one tar on the exchange share, extracted as the image root.
     func importStack(_ stack: [StashReference]) async throws {
         guard let exchangeDirectory = machine.exchangeDirectory else {
@@ -74,6 +78,7 @@ struct BoxedRun {
     /// KIWI's command line in the box: a build, a rebuild from the stacked root, or a build on it.
     var kiwiCommand: [String] {
         var kiwi = ["kiwi-ng"]
+        if configuration.kiwiRuntimeConfiguration != nil { kiwi += ["--config", GuestPaths.kiwiRuntimeConfiguration] }
         if let type = configuration.kiwiType { kiwi += ["--type", type] }
         for profile in configuration.profiles { kiwi += ["--profile", profile] }
         kiwi += request.kiwiCommand
@@ -91,12 +96,27 @@ struct BoxedRun {
         return try await run(kiwiCommand)
     }
 
-    /// KIWI's result bundle into the target share. Never a success without a result: the bundle must
-    /// have landed on the host during this run (files left by an earlier run do not count).
+    /// KIWI's result bundle into the target share.
     func bundleResults(since started: Date) async throws {
         try await check(
             ["kiwi-ng", "result", "bundle", "--target-dir", GuestPaths.localTarget, "--id", "0", "--bundle-dir", GuestPaths.target],
             "Bundling KIWI's results")
+        try checkResults(since: started)
+    }
+
+    /// `ResultDelivery.targetFiles`: copied sparsely, as a file system image is mostly holes.
+    func copyTargetFiles(since started: Date) async throws {
+        try await check(
+            [
+                "find", GuestPaths.localTarget, "-maxdepth", "1", "-type", "f", "!", "-name", "*.tar.xz",
+                "-exec", "cp", "--sparse=always", "-t", GuestPaths.target, "{}", "+",
+            ], "Copying KIWI's results")
+        try checkResults(since: started)
+    }
+
+    /// Never a success without a result: a result must have landed on the host during this run (files
+    /// left by an earlier run do not count).
+    private func checkResults(since started: Date) throws {
         try ResultFiles.normalizeModes(in: request.targetDirectory, sharing: configuration.session.sharing)
         guard ResultFiles.hasNewResults(in: request.targetDirectory, since: started) else {
             throw BoxstackError(

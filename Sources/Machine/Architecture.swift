@@ -48,30 +48,35 @@ public struct MachineArchitecture: Sendable, Equatable, CustomStringConvertible 
     public let hasACPI: Bool
     /// True for architectures whose boxes are built and tested; the others are declarable only.
     public let isSupported: Bool
+    /// Kernel arguments every guest of this architecture boots with.
+    public let kernelArguments: [String]
 
     public var description: String { name }
 
     public static let x86_64 = MachineArchitecture(
         name: "x86_64", libvirtArch: "x86_64", emulator: "qemu-system-x86_64", machine: "q35",
         emulatedCPU: .maximum, console: "ttyS0", consoleTargetType: nil, transport: .pci(bus: "pcie.0"),
-        hasACPI: true, isSupported: true)
+        hasACPI: true, isSupported: true,
+        // The kernel's boot-time check of the IO-APIC timer fails when an emulated guest on a busy host
+        // gets its ticks late, and the kernel then panics ("IO-APIC + timer doesn't work!").
+        kernelArguments: ["no_timer_check"])
 
     /// `cortex-a57`: the fastest model under TCG (Docs/host-facts.md: 2.9 s to a shell against 14.9 s for `max`,
     /// whose pointer-authentication emulation dominates).
     public static let aarch64 = MachineArchitecture(
         name: "aarch64", libvirtArch: "aarch64", emulator: "qemu-system-aarch64", machine: "virt",
         emulatedCPU: .named("cortex-a57"), console: "ttyAMA0", consoleTargetType: nil, transport: .pci(bus: "pcie.0"),
-        hasACPI: false, isSupported: true)
+        hasACPI: false, isSupported: true, kernelArguments: [])
 
     public static let s390x = MachineArchitecture(
         name: "s390x", libvirtArch: "s390x", emulator: "qemu-system-s390x", machine: "s390-ccw-virtio",
         emulatedCPU: .maximum, console: "ttysclp0", consoleTargetType: "sclp", transport: .ccw,
-        hasACPI: false, isSupported: false)
+        hasACPI: false, isSupported: false, kernelArguments: [])
 
     public static let ppc64le = MachineArchitecture(
         name: "ppc64le", libvirtArch: "ppc64le", emulator: "qemu-system-ppc64", machine: "pseries",
         emulatedCPU: .maximum, console: "hvc0", consoleTargetType: nil, transport: .pci(bus: "pci.0"),
-        hasACPI: false, isSupported: false)
+        hasACPI: false, isSupported: false, kernelArguments: [])
 
     public static let all: [MachineArchitecture] = [.x86_64, .aarch64, .s390x, .ppc64le]
 
@@ -94,12 +99,10 @@ public struct MachineArchitecture: Sendable, Equatable, CustomStringConvertible 
     public var defaultKernelCommandLine: String { kernelCommandLine(["root=/dev/vda", "rw"]) }
 
     /// A kernel command line: `arguments`, then the console (this architecture's unless given),
-    /// `panic=-1`, so a panicking guest reboots, which ends its domain instead of hanging, and on x86
-    /// `no_timer_check`: the kernel's boot-time check of the IO-APIC timer fails when an emulated guest
-    /// on a busy host gets its ticks late, and the kernel then panics ("IO-APIC + timer doesn't work!").
+    /// `panic=-1`, so a panicking guest reboots, which ends its domain instead of hanging, and this
+    /// architecture's own `kernelArguments`.
     public func kernelCommandLine(_ arguments: [String], console: String? = nil) -> String {
-        let timerCheck = name == "x86_64" ? ["no_timer_check"] : []
-        return (arguments + ["console=\(console ?? self.console)", "panic=-1"] + timerCheck).joined(separator: " ")
+        (arguments + ["console=\(console ?? self.console)", "panic=-1"] + kernelArguments).joined(separator: " ")
     }
 
     /// The QEMU `-device` for a virtio device of `kind` (`net`, `vhost-user-fs`) in `slot`.

@@ -10,14 +10,14 @@ import Testing
 @testable import Boxed
 
 /// A guest agent that records every command and answers from a script: the exit status per command
-/// (matched by its first words), and the bundle step writes a result into the target directory the
-/// way KIWI's `result bundle` reaches the host through the share.
+/// (matched by its first words), and the delivery step (`kiwi-ng result bundle`, or the `find` that copies
+/// KIWI's target files) writes a result into the target directory the way it reaches the host through the share.
 final class RecordingGuest: GuestCommands, @unchecked Sendable {
     let lock = NSLock()
     var commands: [[String]] = []
     var imports: [(root: String, tarFile: String)] = []
     var statuses: [String: BoxstackCore.ExitStatus] = [:]
-    /// Where `kiwi-ng result bundle` "writes" its result on the host; nil writes nothing.
+    /// Where the delivery step "writes" its result on the host; nil writes nothing.
     var bundleInto: String?
     /// Standard output per command (matched by its first words).
     var output: [String: String] = [:]
@@ -27,7 +27,7 @@ final class RecordingGuest: GuestCommands, @unchecked Sendable {
         onStdout: @escaping @Sendable (Data) -> Void, onStderr: @escaping @Sendable (Data) -> Void
     ) async throws -> BoxstackCore.ExitStatus {
         lock.withLock { commands.append(argv) }
-        if argv.starts(with: ["kiwi-ng", "result", "bundle"]), let bundleInto {
+        if argv.starts(with: ["kiwi-ng", "result", "bundle"]) || argv.first == "find", let bundleInto {
             try Data("image".utf8).write(to: URL(fileURLWithPath: bundleInto + "/tiny.x86_64-1.0.0.tar.xz"))
         }
         let scripted = lock.withLock { output.first { argv.joined(separator: " ").hasPrefix($0.key) }?.value }
@@ -122,6 +122,29 @@ final class RecordingLauncher: BoxLauncher, @unchecked Sendable {
         #expect(shares == ["/run/boxstack/description", "/run/boxstack/target"])
         #expect(try #require(launcher.started.first).exchange == false)
         #expect(try String(contentsOfFile: target + "/boxstack.log", encoding: .utf8).contains("ran kiwi-ng"))
+    }
+
+    @Test func aBoxBuildRunsKiwiWithItsRuntimeConfigurationAndTakesTheTargetFiles() async throws {
+        var configuration = try configuration(["--description", "description", "--target-dir", "target"])
+        configuration.kiwiRuntimeConfiguration = "xz:\n  - options: -0\n"
+        configuration.delivery = .targetFiles
+        let code = try await BoxedBuild.run(configuration, launcher: try launcher())
+        #expect(code == 0)
+        #expect(commandWords.contains("write /var/tmp/boxstack/kiwi.yml"))
+        #expect(!commandWords.contains("kiwi-ng result bundle"))
+        let kiwi = try #require(guest.commands.first { $0.first == "kiwi-ng" })
+        #expect(kiwi.prefix(5) == ["kiwi-ng", "--config", "/var/tmp/boxstack/kiwi.yml", "system", "build"])
+        let copy = try #require(guest.commands.last)
+        #expect(copy.starts(with: ["find", "/var/tmp/boxstack/target", "-maxdepth", "1", "-type", "f", "!", "-name", "*.tar.xz"]))
+        #expect(copy.suffix(6) == ["cp", "--sparse=always", "-t", "/run/boxstack/target", "{}", "+"])
+    }
+
+    @Test func aBoxBuildWhoseKiwiLeftNoFilesIsNoSuccess() async throws {
+        guest.bundleInto = nil
+        var configuration = try configuration(["--description", "description", "--target-dir", "target"])
+        configuration.delivery = .targetFiles
+        let error = await #expect(throws: BoxstackError.self) { try await BoxedBuild.run(configuration, launcher: try launcher()) }
+        #expect(error?.message.contains("no result reached") == true)
     }
 
     @Test func kiwisExitCodeIsReturnedAndNothingIsBundled() async throws {
