@@ -9,10 +9,11 @@ struct BoxstackCLI {
 
     static var binary: String { BoxstackBinary.path }
 
-    /// A catalog entry for the test box as `name`; `cmdline` replaces its kernel arguments.
-    static func catalogEntry(name: String, cmdline: [String] = ["root=/dev/vda", "rw"]) throws -> String {
-        let directory = (try TestBox.image().kernel as NSString).deletingLastPathComponent
-        return """
+    /// A catalog entry for the test box as `name`; `cmdline` replaces its kernel arguments, and `aarch64`
+    /// adds the aarch64 test box.
+    static func catalogEntry(name: String, cmdline: [String] = ["root=/dev/vda", "rw"], aarch64: Bool = false) throws -> String {
+        func directory(_ arch: String) throws -> String { (try TestBox.image(arch: arch).kernel as NSString).deletingLastPathComponent }
+        var entry = """
               - name: \(name)
                 description: the test box
                 memory: 2G
@@ -20,20 +21,34 @@ struct BoxstackCLI {
                 console: ttyS0
                 arch:
                   x86_64:
-                    source: file://\(directory)/
+                    source: file://\(try directory("x86_64"))/
                     kernel: debian-box.x86_64.kernel
                     initrd: debian-box.x86_64.initrd
                     disk: debian-box.x86_64.qcow2
                     cmdline: [\(cmdline.joined(separator: ", "))]
 
             """
+        if aarch64 {
+            entry += """
+                      aarch64:
+                        source: file://\(try directory("aarch64"))/
+                        kernel: debian-box.aarch64.kernel
+                        initrd: debian-box.aarch64.initrd
+                        disk: debian-box.aarch64.qcow2
+                        cmdline: [\(cmdline.joined(separator: ", "))]
+                        console: ttyAMA0
+
+                """
+        }
+        return entry
     }
 
-    /// `extraCatalog` adds catalog entries (YAML list items, see `catalogEntry`) next to the test box.
-    init(_ label: String, extraCatalog: String = "") throws {
+    /// `extraCatalog` adds catalog entries (YAML list items, see `catalogEntry`) next to the test box;
+    /// `aarch64` gives the test box its aarch64 build as well.
+    init(_ label: String, extraCatalog: String = "", aarch64: Bool = false) throws {
         workspace = try TemporaryDirectory(label)
         _ = try BoxstackBinary.checked()
-        let catalog = "boxes:\n" + (try Self.catalogEntry(name: "debian")) + extraCatalog
+        let catalog = "boxes:\n" + (try Self.catalogEntry(name: "debian", aarch64: aarch64)) + extraCatalog
         try Data(catalog.utf8).write(to: URL(fileURLWithPath: workspace.file("catalog.yaml")))
         var environment = ProcessInfo.processInfo.environment
         environment["BOXSTACK_CATALOG"] = workspace.file("catalog.yaml")
