@@ -12,35 +12,29 @@ struct BoxstackCLI {
     /// A catalog entry for the test box as `name`; `cmdline` replaces its kernel arguments, and `aarch64`
     /// adds the aarch64 test box.
     static func catalogEntry(name: String, cmdline: [String] = ["root=/dev/vda", "rw"], aarch64: Bool = false) throws -> String {
-        func directory(_ arch: String) throws -> String { (try TestBox.image(arch: arch).kernel as NSString).deletingLastPathComponent }
-        var entry = """
+        func architecture(_ arch: String, console: String? = nil) throws -> String {
+            let directory = (try TestBox.image(arch: arch).kernel as NSString).deletingLastPathComponent
+            let consoleLine = console.map { "\n        console: \($0)" } ?? ""
+            return """
+                      \(arch):
+                        source: file://\(directory)/
+                        kernel: debian-box.\(arch).kernel
+                        initrd: debian-box.\(arch).initrd
+                        disk: debian-box.\(arch).qcow2
+                        cmdline: [\(cmdline.joined(separator: ", "))]\(consoleLine)
+
+                """
+        }
+        let header = """
               - name: \(name)
                 description: the test box
                 memory: 2G
                 cpus: 2
                 console: ttyS0
                 arch:
-                  x86_64:
-                    source: file://\(try directory("x86_64"))/
-                    kernel: debian-box.x86_64.kernel
-                    initrd: debian-box.x86_64.initrd
-                    disk: debian-box.x86_64.qcow2
-                    cmdline: [\(cmdline.joined(separator: ", "))]
 
             """
-        if aarch64 {
-            entry += """
-                      aarch64:
-                        source: file://\(try directory("aarch64"))/
-                        kernel: debian-box.aarch64.kernel
-                        initrd: debian-box.aarch64.initrd
-                        disk: debian-box.aarch64.qcow2
-                        cmdline: [\(cmdline.joined(separator: ", "))]
-                        console: ttyAMA0
-
-                """
-        }
-        return entry
+        return header + (try architecture("x86_64")) + (aarch64 ? try architecture("aarch64", console: "ttyAMA0") : "")
     }
 
     /// `extraCatalog` adds catalog entries (YAML list items, see `catalogEntry`) next to the test box;
