@@ -90,10 +90,7 @@ public enum BoxedBuild {
             log.note("KIWI failed (\(status)); the log is \(request.targetDirectory)/boxstack.log")
             return exitCode(status)
         }
-        switch configuration.delivery {
-        case .bundle: try await run.bundleResults(since: started)
-        case .targetFiles: try await run.copyTargetFiles(since: started)
-        }
+        try await run.deliverResults(since: started)
         if let keepRoot = configuration.keepRoot { try await run.keepRoot(keepRoot) }
         return 0
     }

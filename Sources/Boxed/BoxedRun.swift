@@ -96,27 +96,23 @@ struct BoxedRun {
         return try await run(kiwiCommand)
     }
 
-    /// KIWI's result bundle into the target share.
-    func bundleResults(since started: Date) async throws {
-        try await check(
-            ["kiwi-ng", "result", "bundle", "--target-dir", GuestPaths.localTarget, "--id", "0", "--bundle-dir", GuestPaths.target],
-            "Bundling KIWI's results")
-        try checkResults(since: started)
-    }
-
-    /// `ResultDelivery.targetFiles`: copied sparsely, as a file system image is mostly holes.
-    func copyTargetFiles(since started: Date) async throws {
-        try await check(
-            [
-                "find", GuestPaths.localTarget, "-maxdepth", "1", "-type", "f", "!", "-name", "*.tar.xz",
-                "-exec", "cp", "--sparse=always", "-t", GuestPaths.target, "{}", "+",
-            ], "Copying KIWI's results")
-        try checkResults(since: started)
-    }
-
-    /// Never a success without a result: a result must have landed on the host during this run (files
-    /// left by an earlier run do not count).
-    private func checkResults(since started: Date) throws {
+    /// The run's results into the target share, as `configuration.delivery` asks. Never a success
+    /// without a result: a result must have landed on the host during this run (files left by an
+    /// earlier run do not count).
+    func deliverResults(since started: Date) async throws {
+        switch configuration.delivery {
+        case .bundle:
+            try await check(
+                ["kiwi-ng", "result", "bundle", "--target-dir", GuestPaths.localTarget, "--id", "0", "--bundle-dir", GuestPaths.target],
+                "Bundling KIWI's results")
+        case .targetFiles:
+            // Copied sparsely, as a file system image is mostly holes.
+            try await check(
+                [
+                    "find", GuestPaths.localTarget, "-maxdepth", "1", "-type", "f", "!", "-name", "*.tar.xz",
+                    "-exec", "cp", "--sparse=always", "-t", GuestPaths.target, "{}", "+",
+                ], "Copying KIWI's results")
+        }
         try ResultFiles.normalizeModes(in: request.targetDirectory, sharing: configuration.session.sharing)
         guard ResultFiles.hasNewResults(in: request.targetDirectory, since: started) else {
             throw BoxstackError(
