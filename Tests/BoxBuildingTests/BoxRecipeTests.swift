@@ -34,6 +34,18 @@ struct BoxRecipeTests {
         #expect(!manager.fileExists(atPath: Self.boxes + "/\(name)/root/usr/local/bin/boxstack-agent"))
     }
 
+    /// The initrd of a box built by KIWI (dracut) carries exactly the drivers of the bootstrapped debian
+    /// box's initrd (initramfs-tools): the two lists are kept in two formats and must not drift apart.
+    @Test func theDracutDriversAreTheBootstrappedBoxsInitrdModules() throws {
+        let modules = try String(contentsOfFile: Self.boxes + "/debian/root/etc/initramfs-tools/modules", encoding: .utf8)
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        let dracut = try String(contentsOfFile: Self.boxes + "/agent/kiwi-overlay/etc/dracut.conf.d/90-boxstack.conf", encoding: .utf8)
+        let driversLine = try #require(dracut.split(separator: "\n").first { $0.hasPrefix("drivers+=") })
+        let drivers = driversLine.dropFirst("drivers+=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+            .split(separator: " ").map(String.init)
+        #expect(drivers == modules)
+    }
+
     @Test func theArchitectureProfileIsChosenWhenTheDescriptionHasOne() throws {
         let debian = try BoxRecipe(box: try Self.catalogBox("debian"), agentDirectory: Self.boxes + "/agent")
         #expect(debian.profiles(for: "aarch64") == ["aarch64"])
