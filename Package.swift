@@ -25,6 +25,7 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
+        .systemLibrary(name: "CLibDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         // libc interfaces Swift's Glibc module leaves out (extended attributes).
         .systemLibrary(name: "CLibC"),
 
@@ -54,7 +55,7 @@ let package = Package(
         .target(
             name: "Stash",
             dependencies: [
-                "BoxstackCore", "OCI", "Registry", "CLibArchive", "CLibC",
+                "BoxstackCore", "OCI", "Registry", "CLibArchive", "CLibC", "CLibDeflate",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Box catalog, sources, verified download, cache.

@@ -16,7 +16,7 @@ public final class ChildProcess: @unchecked Sendable {
         "qemu-img": "qemu-utils", "qemu-system-x86_64": "qemu-system-x86", "qemu-system-aarch64": "qemu-system-arm",
         "virtiofsd": "qemu-system-common", "mmdebstrap": "mmdebstrap", "skopeo": "skopeo", "umoci": "umoci",
         "unshare": "util-linux", "newuidmap": "uidmap", "newgidmap": "uidmap", "sftp-server": "openssh-sftp-server",
-        "ssh-keygen": "openssh-client", "pigz": "pigz", "zstd": "zstd", "tar": "tar", "kiwi-ng": "kiwi",
+        "ssh-keygen": "openssh-client", "zstd": "zstd", "tar": "tar", "kiwi-ng": "kiwi",
         "virsh": "libvirt-clients", "docker-registry": "docker-registry", "xmllint": "libxml2-utils",
     ]
     private let lock = NSLock()

@@ -22,8 +22,8 @@ struct WrittenLayer {
 /// Writes a pax tar layer with libarchive and compresses it, hashing both streams in the same pass.
 ///
 /// Two writers are chained: the tar writer's output goes to a callback that feeds the diffID hash and
-/// then the compressor (pigz, or a `raw`-format libarchive writer holding the compression filter),
-/// whose output feeds the digest hash and the file. Each byte is produced, hashed and compressed
+/// then the compressor (gzip members on every core, or a `raw`-format libarchive writer holding the zstd
+/// filter), whose output feeds the digest hash and the file. Each byte is produced, hashed and compressed
 /// exactly once.
 final class LayerWriter {
     private let tar: OpaquePointer
@@ -37,8 +37,8 @@ final class LayerWriter {
     private(set) var entryCount = 0
     private var finished = false
     private let linkResolver: OpaquePointer?
-    /// gzip on every core, when pigz is installed; otherwise the compressor is libarchive's.
-    private var pigz: PigzCompressor?
+    /// gzip on every core; zstd and uncompressed layers go through `compressor`.
+    private var gzip: ParallelGzipCompressor?
     /// Bytes copied per read from a source file.
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
 
@@ -60,7 +60,6 @@ final class LayerWriter {
     }
 
     deinit {
-        try? pigz?.finish()
         archive_write_free(tar)
         archive_write_free(compressor)
         archive_entry_linkresolver_free(linkResolver)
@@ -80,19 +79,10 @@ final class LayerWriter {
             let threads = String(max(1, ProcessInfo.processInfo.activeProcessorCount))
             archive_write_set_filter_option(compressor, "zstd", "threads", threads)
         case .gzip:
-            // pigz compresses on every core and writes one ordinary gzip stream (no name, no time, so
-            // equal trees give equal blobs); libarchive's own gzip, on one core, where pigz is missing.
-            if let path = Subprocess.which("pigz") {
-                // The writer outlives pigz's output thread: finish() and deinit wait for it.
-                let writer = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
-                pigz = try PigzCompressor(pigz: path) { bytes in
-                    guard let context = UnsafeRawPointer(bitPattern: writer), let base = bytes.baseAddress else { return EIO }
-                    let target = Unmanaged<LayerWriter>.fromOpaque(context).takeUnretainedValue()
-                    return target.writeCompressed(base, bytes.count) < 0 ? target.writeError : 0
-                }
-            } else {
-                archive_write_add_filter_gzip(compressor)
-                archive_write_set_filter_option(compressor, "gzip", "timestamp", nil)
+            // The compressor calls back on this writer's thread only, while the writer owns it.
+            gzip = ParallelGzipCompressor { [unowned self] bytes in
+                guard let base = bytes.baseAddress else { return 0 }
+                return writeCompressed(base, bytes.count) < 0 ? writeError : 0
             }
         case .none:
             break
@@ -135,8 +125,8 @@ final class LayerWriter {
 
     private func writeUncompressed(_ bytes: UnsafeRawPointer, _ length: Int) -> Int {
         uncompressedHash.update(bufferPointer: UnsafeRawBufferPointer(start: bytes, count: length))
-        if let pigz {
-            let failure = pigz.write(UnsafeRawBufferPointer(start: bytes, count: length))
+        if let gzip {
+            let failure = gzip.write(UnsafeRawBufferPointer(start: bytes, count: length))
             if failure != 0 { writeError = failure }
             return failure == 0 ? length : -1
         }
@@ -254,9 +244,7 @@ final class LayerWriter {
     func finish() throws -> WrittenLayer {
         guard archive_write_close(tar) == ARCHIVE_OK else { throw libarchiveError(tar, "cannot finish the layer") }
         guard archive_write_close(compressor) == ARCHIVE_OK else { throw libarchiveError(compressor, "cannot finish the layer") }
-        let compressing = pigz
-        pigz = nil
-        try compressing?.finish()
+        try gzip?.finish()
         guard fsync(output) == 0 || errno == EINVAL, close(output) == 0 else {
             throw BoxstackError(.permission, "cannot write \(outputPath): \(String(cString: strerror(errno))).")
         }

@@ -3,7 +3,8 @@ import TestSupport
 import Testing
 import XML
 
-/// The KIWI box descriptions under Boxes/ must be valid for the KIWI that builds them.
+/// The KIWI descriptions under Boxes/ and the test fixtures' whole descriptions must be valid for the
+/// KIWI that builds them: a slow-tier build should not be the first to find a typo.
 @Suite struct BoxDescriptionSchemaTests {
     /// KIWI's own RELAX NG schema, as Debian's kiwi package installs it.
     static let kiwiSchema = "/usr/lib/python3/dist-packages/kiwi/schema/kiwi.rng"
@@ -14,6 +15,14 @@ import XML
         return names.sorted().map { "\(boxes)/\($0)/config.kiwi" }.filter { FileManager.default.fileExists(atPath: $0) }
     }
 
+    /// The `config.kiwi` of each fixture (derived descriptions are `config.xml`, checked against
+    /// Schemas/derived.rng by their own tests).
+    static var fixtureDescriptions: [String] {
+        let fixtures = repositoryRoot + "/Tests/Fixtures"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: fixtures)) ?? []
+        return names.sorted().map { "\(fixtures)/\($0)/config.kiwi" }.filter { FileManager.default.fileExists(atPath: $0) }
+    }
+
     @Test func everyKiwiBoxHasADescription() {
         let described = Set(Self.boxDescriptions.map { URL(fileURLWithPath: $0).deletingLastPathComponent().lastPathComponent })
         #expect(described.isSuperset(of: ["leap", "tumbleweed", "fedora", "ubuntu"]))
@@ -21,6 +30,12 @@ import XML
 
     @Test(arguments: boxDescriptions)
     func descriptionValidatesAgainstKiwiSchema(path: String) throws {
+        let problems = try XMLDocument(contentsOfFile: path).relaxNGProblems(schemaPath: Self.kiwiSchema)
+        #expect(problems.isEmpty, "\(path): \(problems.joined(separator: "; "))")
+    }
+
+    @Test(arguments: fixtureDescriptions)
+    func fixtureValidatesAgainstKiwiSchema(path: String) throws {
         let problems = try XMLDocument(contentsOfFile: path).relaxNGProblems(schemaPath: Self.kiwiSchema)
         #expect(problems.isEmpty, "\(path): \(problems.joined(separator: "; "))")
     }

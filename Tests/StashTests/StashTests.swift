@@ -268,6 +268,53 @@ struct StashInteropTests {
         #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
     }
 
+    /// A layer of more than one 4 MiB block is a series of gzip members, made on several threads: gzip,
+    /// umoci and skopeo read it as one stream, its diffID is the sha256 of what gzip inflates, and a
+    /// second stash of the same tree writes the same bytes.
+    @Test func aLayerOfManyGzipMembersIsOneStreamForGzipUmociAndSkopeo() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        // About 12 MiB that compress, but not to nothing: three members or four.
+        try TreeFixture.shell(
+            "mkdir -p data && seq 1 1600000 > data/numbers && head -c 1000000 /dev/urandom > data/noise", in: tree)
+        let first = try scratch.store.stash(root: tree, name: "members", tag: "one")
+        let layer = try #require(first.layer)
+        let layout = try OCILayout(opening: scratch.store.layoutPath(name: "members"))
+        let blob = layout.blobPath(layer.digest)
+
+        let members = try Subprocess.run([
+            "python3", "-c",
+            """
+            import sys, zlib
+            data, count = open(sys.argv[1], 'rb').read(), 0
+            while data:
+                inflater = zlib.decompressobj(31)
+                inflater.decompress(data)
+                data, count = inflater.unused_data, count + 1
+            print(count)
+            """,
+            blob,
+        ]).check().output
+        #expect((Int(members.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 3, "\(members)")
+        let inflated = try Subprocess.run(["sh", "-c", "gzip -dc \"$1\" | sha256sum", "sh", blob]).check().output
+        let config = try #require(try layout.manifest(tag: "one")).manifest.config
+        let configText = try String(contentsOfFile: layout.blobPath(config.digest), encoding: .utf8)
+        #expect(configText.contains("sha256:" + String(inflated.prefix(64))))
+
+        let second = try scratch.store.stash(root: scratch.path("tree"), name: "again", tag: "one")
+        #expect(second.layer?.digest == layer.digest)
+
+        let inspect = try Subprocess.run(["skopeo", "inspect", "oci:" + scratch.store.layoutPath(name: "members") + ":one"]).check()
+        #expect(inspect.output.contains(layer.digest.description))
+        let bundle = scratch.path("bundle")
+        var arguments = ["umoci", "unpack", "--image", scratch.store.layoutPath(name: "members") + ":one", bundle]
+        if !TreeFixture.isRoot { arguments.insert("--rootless", at: 2) }
+        try Subprocess.run(arguments).check()
+        let original = try Subprocess.run(["sha256sum", tree + "/data/numbers", tree + "/data/noise"]).check().output
+        let unpacked = try Subprocess.run(["sha256sum", bundle + "/rootfs/data/numbers", bundle + "/rootfs/data/noise"]).check().output
+        #expect(original.split(separator: "\n").map { $0.prefix(64) } == unpacked.split(separator: "\n").map { $0.prefix(64) })
+    }
+
     /// `umoci insert ROOT /` writes the root itself as `/` and every name with a leading `/`: a
     /// container made that way unpacks (its names are relative to the root, as runtimes read them).
     @Test func aContainerInsertedAtTheRootByUmociUnpacks() throws {

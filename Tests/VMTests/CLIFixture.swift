@@ -5,7 +5,7 @@ import TestSupport
 /// Runs the real `boxstack` binary against the test box, with a private stash store and runs directory.
 struct BoxstackCLI {
     let workspace: TemporaryDirectory
-    let environment: [String: String]
+    var environment: [String: String]
 
     static var binary: String { BoxstackBinary.path }
 

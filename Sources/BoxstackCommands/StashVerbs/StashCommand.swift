@@ -44,7 +44,7 @@ struct StashTree: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Layer compression: gzip (what every OCI tool reads, on all cores with pigz) or zstd (faster; needs umoci 0.4.8+, Docker 23+).",
+            "Layer compression: gzip (what every OCI tool reads, on all cores with libdeflate) or zstd (faster; needs umoci 0.4.8+, Docker 23+).",
             valueName: "gzip|zstd"))
     var compression: StashCompression = .gzip
 
