@@ -9,33 +9,24 @@ import XML
     /// KIWI's own RELAX NG schema, as Debian's kiwi package installs it.
     static let kiwiSchema = "/usr/lib/python3/dist-packages/kiwi/schema/kiwi.rng"
 
-    static var boxDescriptions: [String] {
-        let boxes = repositoryRoot + "/Boxes"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: boxes)) ?? []
-        return names.sorted().map { "\(boxes)/\($0)/config.kiwi" }.filter { FileManager.default.fileExists(atPath: $0) }
+    /// The `config.kiwi` of each directory below `directory` of the repository.
+    static func descriptions(under directory: String) -> [String] {
+        let parent = repositoryRoot + "/" + directory
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+        return names.sorted().map { "\(parent)/\($0)/config.kiwi" }.filter { FileManager.default.fileExists(atPath: $0) }
     }
 
-    /// The `config.kiwi` of each fixture (derived descriptions are `config.xml`, checked against
-    /// Schemas/derived.rng by their own tests).
-    static var fixtureDescriptions: [String] {
-        let fixtures = repositoryRoot + "/Tests/Fixtures"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: fixtures)) ?? []
-        return names.sorted().map { "\(fixtures)/\($0)/config.kiwi" }.filter { FileManager.default.fileExists(atPath: $0) }
-    }
+    static var boxDescriptions: [String] { descriptions(under: "Boxes") }
+    /// Derived descriptions are `config.xml`, checked against Schemas/derived.rng by their own tests.
+    static var fixtureDescriptions: [String] { descriptions(under: "Tests/Fixtures") }
 
     @Test func everyKiwiBoxHasADescription() {
         let described = Set(Self.boxDescriptions.map { URL(fileURLWithPath: $0).deletingLastPathComponent().lastPathComponent })
         #expect(described.isSuperset(of: ["leap", "tumbleweed", "fedora", "ubuntu"]))
     }
 
-    @Test(arguments: boxDescriptions)
+    @Test(arguments: boxDescriptions + fixtureDescriptions)
     func descriptionValidatesAgainstKiwiSchema(path: String) throws {
-        let problems = try XMLDocument(contentsOfFile: path).relaxNGProblems(schemaPath: Self.kiwiSchema)
-        #expect(problems.isEmpty, "\(path): \(problems.joined(separator: "; "))")
-    }
-
-    @Test(arguments: fixtureDescriptions)
-    func fixtureValidatesAgainstKiwiSchema(path: String) throws {
         let problems = try XMLDocument(contentsOfFile: path).relaxNGProblems(schemaPath: Self.kiwiSchema)
         #expect(problems.isEmpty, "\(path): \(problems.joined(separator: "; "))")
     }

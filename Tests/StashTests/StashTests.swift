@@ -301,7 +301,7 @@ struct StashInteropTests {
         let configText = try String(contentsOfFile: layout.blobPath(config.digest), encoding: .utf8)
         #expect(configText.contains("sha256:" + String(inflated.prefix(64))))
 
-        let second = try scratch.store.stash(root: scratch.path("tree"), name: "again", tag: "one")
+        let second = try scratch.store.stash(root: tree, name: "again", tag: "one")
         #expect(second.layer?.digest == layer.digest)
 
         let inspect = try Subprocess.run(["skopeo", "inspect", "oci:" + scratch.store.layoutPath(name: "members") + ":one"]).check()
