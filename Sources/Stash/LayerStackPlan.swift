@@ -2,16 +2,12 @@ import BoxstackCore
 import CLibArchive
 import Foundation
 
-/// What a stack of layers means, decided without extracting anything: which entry of which layer
-/// ends up at each path of the tree. The stack export of a boxed stackbuild writes these winners into
-/// one tar that the box extracts. (`stash unpack` applies the layers one after another instead, as
-/// container runtimes do: deciding first would decompress every layer twice, which made an unpack of
-/// gzip layers 1.6 times slower; see Scripts/bench/stash.)
+/// The tree a stack of layers means, as a list of entries in tree order, decided without extracting
+/// anything: the stack export of a boxed stackbuild writes it into one tar that the box extracts.
 ///
-/// It reads only headers, top layer first: an entry is visible unless a higher layer already has its
-/// path, whites it out (or an ancestor), made an ancestor opaque, or needs the path to be a directory.
-/// `merged` then lists the layers' winners, each layer in its own order, the next one always the first
-/// in tree order among the layers' next winners; so every layer is read once, front to back, by
+/// It reads only headers, top layer first, and keeps what `LayerStackRules` decides. `merged` then
+/// lists the layers' winners, each layer in its own order, the next one always the first in tree
+/// order among the layers' next winners; so every layer is read once more, front to back, by
 /// `LayerReaders`, and sorted layers give a sorted tree. Link targets always precede their links.
 final class LayerStackPlan {
     /// One entry of the tree, in tree order.
@@ -29,196 +25,59 @@ final class LayerStackPlan {
         var item: Item
     }
 
-    /// The content entry of one layer that hard links of that layer share.
-    private struct LinkGroup {
-        var layer: Int
-        var ordinal: Int
-        var rootPath: String
-        var rootWon: Bool
-        /// The winning links, in layer order.
-        var links: [(ordinal: Int, path: String, header: OpaquePointer)] = []
-    }
-
     let layers: [StackedLayer]
-    /// Refuses an entry (name, layer, reason), in the words of the plan's user.
-    private let refuse: (String, StackedLayer, String) -> BoxstackError
     /// Entries of lower layers left out because a higher layer replaced or hid them.
-    private(set) var hiddenEntries = 0
-    /// Hard-link groups whose shared file a higher layer replaced or hid (see `resolveLinkGroups`).
-    private(set) var hardlinksCopied = 0
+    let hiddenEntries: Int
+    /// Hard-link targets a higher layer hid whose links kept their content (see `LayerStackRules`).
+    let hardlinksCopied: Int
     /// Every winner, in tree order.
     private(set) var merged: [Slot] = []
 
-    /// Paths whose final entry is decided.
-    private var decided: Set<String> = []
-    /// Paths hidden, with their subtrees, from lower layers.
-    private var hiddenSubtrees: Set<String> = []
-    /// Directories whose contents in lower layers are hidden.
-    private var opaqueDirectories: Set<String> = []
-    /// Ancestors of decided paths: a lower non-directory there would break the tree above it.
-    private var impliedDirectories: Set<String> = []
+    /// The headers of `merged`, freed with the plan.
+    private let headers: ClonedHeaders
 
-    /// The winners of each layer.
-    private var slots: [[Slot]]
-    /// Hard-link groups with at least one winning link.
-    private var groups: [LinkGroup] = []
-    /// Cloned headers, freed with the exporter.
-    private var headers: [OpaquePointer] = []
-
-    init(layers: [StackedLayer], refuse: @escaping (String, StackedLayer, String) -> BoxstackError) throws {
+    /// `refuse` words a refused entry (name, layer, reason) for the plan's user.
+    init(layers: [StackedLayer], refuse: (String, StackedLayer, String) -> BoxstackError) throws {
         self.layers = layers
-        self.refuse = refuse
-        slots = Array(repeating: [], count: layers.count)
-        for index in layers.indices.reversed() { try decide(layer: index) }
-        try resolveLinkGroups()
-        merged = mergedSlots()
-    }
-
-    deinit {
-        for header in headers { archive_entry_free(header) }
-    }
-
-    // MARK: Pass 1
-
-    private func isVisible(_ path: String, isDirectory: Bool) -> Bool {
-        if decided.contains(path) || hiddenSubtrees.contains(path) { return false }
-        if !isDirectory, impliedDirectories.contains(path) { return false }
-        var ancestor = Substring(path)
-        while let slash = ancestor.lastIndex(of: "/") {
-            ancestor = ancestor[..<slash]
-            let key = String(ancestor)
-            if hiddenSubtrees.contains(key) || opaqueDirectories.contains(key) { return false }
-        }
-        return true
-    }
-
-    private func markDecided(_ path: String) {
-        decided.insert(path)
-        var ancestor = Substring(path)
-        while let slash = ancestor.lastIndex(of: "/") {
-            ancestor = ancestor[..<slash]
-            guard impliedDirectories.insert(String(ancestor)).inserted else { break }
-        }
-    }
-
-    /// Decides the winners of layer `index`; its whiteouts (and its non-directories) hide lower layers only.
-    private func decide(layer index: Int) throws {
-        let layer = layers[index]
-        let reader = try layer.open()
-        var hiddenBelow: [String] = []
-        var opaqueBelow: [String] = []
-        /// Ordinal of the last content entry (not a hard link, not a directory) of each path in this layer.
-        var contentOrdinal: [String: Int] = [:]
-        /// For hard links of this layer: the content entry they share.
-        var linkRoot: [String: String] = [:]
-        var wonHere: Set<String> = []
-        /// Index in `groups` of this layer's group for a content path.
-        var groupOfRoot: [String: Int] = [:]
-
-        var ordinal = -1
-        while let entry = try reader.next() {
-            ordinal += 1
-            let rawName = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
-            let meaning: LayerPath.Meaning
-            do throws(LayerPath.UnsafeName) { meaning = try LayerPath.meaning(of: rawName) } catch { throw refuse(rawName, layer, error.reason) }
-            let path: String
-            switch meaning {
-            case .metadata: continue
-            case .root:
-                guard archive_entry_filetype(entry) == ArchiveFileType.directory else {
-                    throw refuse(rawName, layer, "the root can only be a directory")
+        let headers = ClonedHeaders()
+        var rules = LayerStackRules()
+        var slots: [[Slot]] = Array(repeating: [], count: layers.count)
+        for index in layers.indices.reversed() {
+            rules.beginLayer()
+            let reader = try layers[index].open()
+            var ordinal = -1
+            while let entry = try reader.next() {
+                ordinal += 1
+                let decision: LayerStackRules.Decision
+                do throws(LayerStackRules.Refusal) { decision = try rules.decide(entry, ordinal: ordinal) } catch {
+                    throw refuse(error.name, layers[index], error.reason)
                 }
-                continue
-            case .opaque(let directory):
-                opaqueBelow.append(directory)
-                continue
-            case .whiteout(let hidden):
-                hiddenBelow.append(hidden)
-                continue
-            case .path(let name): path = name
-            }
-            let isDirectory = archive_entry_filetype(entry) == ArchiveFileType.directory
-            var linkTarget: String?
-            if let link = archive_entry_hardlink(entry) {
-                let rawTarget = String(cString: link)
-                let target: String
-                do throws(LayerPath.UnsafeName) { target = try LayerPath.normalized(rawTarget) } catch {
-                    throw refuse(rawName, layer, "its hard link target \(Terminal.quoted(rawTarget)) is outside the tree")
+                switch decision {
+                case .nothing, .root: continue
+                case .entry(let path):
+                    let item: Item =
+                        archive_entry_filetype(entry) == ArchiveFileType.directory
+                        ? .header(try headers.clone(entry, path: path, hardlink: nil)) : .content(layer: index, ordinal: ordinal, path: path)
+                    slots[index].append(Slot(ordinal: ordinal, path: path, item: item))
+                case .link(let path, let target):
+                    slots[index].append(Slot(ordinal: ordinal, path: path, item: .header(try headers.clone(entry, path: path, hardlink: target))))
+                case .carrier(let path, let targetOrdinal):
+                    // At the target's position, so the layer is still read front to back.
+                    slots[index].append(Slot(ordinal: targetOrdinal, path: path, item: .content(layer: index, ordinal: targetOrdinal, path: path)))
                 }
-                let root = linkRoot[target] ?? target
-                guard contentOrdinal[root] != nil else {
-                    throw refuse(
-                        rawName, layer, "its hard link target \(Terminal.quoted(rawTarget)) is not an earlier entry of the same layer")
-                }
-                linkRoot[path] = root
-                linkTarget = root
-            } else if !isDirectory {
-                contentOrdinal[path] = ordinal
-                linkRoot[path] = nil
-                groupOfRoot[path] = nil
             }
-
-            guard isVisible(path, isDirectory: isDirectory) else {
-                hiddenEntries += 1
-                continue
-            }
-            markDecided(path)
-            wonHere.insert(path)
-            if isDirectory {
-                slots[index].append(Slot(ordinal: ordinal, path: path, item: .header(try clone(entry, path: path, hardlink: nil))))
-                continue
-            }
-            // A non-directory hides whatever lower layers have below its path.
-            hiddenBelow.append(path)
-            guard let root = linkTarget, let rootOrdinal = contentOrdinal[root] else {
-                slots[index].append(Slot(ordinal: ordinal, path: path, item: .content(layer: index, ordinal: ordinal, path: path)))
-                continue
-            }
-            let header = try clone(entry, path: path, hardlink: root)
-            if let group = groupOfRoot[root] {
-                groups[group].links.append((ordinal, path, header))
-            } else {
-                groupOfRoot[root] = groups.count
-                groups.append(
-                    LinkGroup(layer: index, ordinal: rootOrdinal, rootPath: root, rootWon: wonHere.contains(root), links: [(ordinal, path, header)]))
-            }
+            try reader.finish()
         }
-        try reader.finish()
-        hiddenSubtrees.formUnion(hiddenBelow)
-        opaqueDirectories.formUnion(opaqueBelow)
-    }
-
-    /// Adds the hard links to the layers' winners: links to a winning content entry stay links to it; the
-    /// links of a content entry that lost share its content, written under the first link's name at
-    /// that entry's position (so every layer is still read front to back).
-    private func resolveLinkGroups() throws {
-        for group in groups {
-            let carrier: String
-            var links = group.links[...]
-            if group.rootWon {
-                carrier = group.rootPath
-            } else {
-                hardlinksCopied += 1
-                guard let first = links.popFirst() else { continue }
-                carrier = first.path
-                slots[group.layer].append(
-                    Slot(
-                        ordinal: group.ordinal, path: carrier,
-                        item: .content(layer: group.layer, ordinal: group.ordinal, path: carrier)))
-            }
-            for link in links {
-                slots[group.layer].append(
-                    Slot(
-                        ordinal: link.ordinal, path: link.path,
-                        item: .header(try clone(link.header, path: link.path, hardlink: carrier))))
-            }
-        }
+        self.headers = headers
+        hiddenEntries = rules.hiddenEntries
+        hardlinksCopied = rules.carriedLinkTargets
         for index in slots.indices { slots[index].sort { $0.ordinal < $1.ordinal } }
+        merged = Self.merge(slots)
     }
 
     /// All winners: the layers' winners merged, each layer's in its order, the next one always the first
     /// in tree order among the layers' next ones.
-    private func mergedSlots() -> [Slot] {
+    private static func merge(_ slots: [[Slot]]) -> [Slot] {
         var next = Array(repeating: 0, count: slots.count)
         var merged: [Slot] = []
         merged.reserveCapacity(slots.reduce(0) { $0 + $1.count })
@@ -236,8 +95,27 @@ final class LayerStackPlan {
         }
     }
 
-    /// A header-only copy of `entry` named `path` (a hard link to `hardlink` when given), with numeric owners.
-    private func clone(_ entry: OpaquePointer, path: String, hardlink: String?) throws -> OpaquePointer {
+    /// Numeric owners only, no access or change times, no sparse map (content is copied in full).
+    static func prepare(_ entry: OpaquePointer) {
+        archive_entry_set_uname(entry, nil)
+        archive_entry_set_gname(entry, nil)
+        archive_entry_unset_atime(entry)
+        archive_entry_unset_ctime(entry)
+        archive_entry_unset_birthtime(entry)
+        archive_entry_sparse_clear(entry)
+    }
+}
+
+/// Header-only copies of entries, freed together.
+private final class ClonedHeaders {
+    private var headers: [OpaquePointer] = []
+
+    deinit {
+        for header in headers { archive_entry_free(header) }
+    }
+
+    /// A copy of `entry` named `path` (a hard link to `hardlink` when given), with numeric owners.
+    func clone(_ entry: OpaquePointer, path: String, hardlink: String?) throws -> OpaquePointer {
         guard let copy = archive_entry_clone(entry) else { throw BoxstackError(.internalError, "libarchive could not copy an entry.") }
         headers.append(copy)
         archive_entry_copy_pathname(copy, path)
@@ -247,18 +125,8 @@ final class LayerStackPlan {
         }
         // One link per header: the writer must not pair entries up itself.
         archive_entry_set_nlink(copy, 1)
-        Self.prepare(copy)
+        LayerStackPlan.prepare(copy)
         return copy
-    }
-
-    /// Numeric owners only, no access or change times, no sparse map (content is copied in full).
-    static func prepare(_ entry: OpaquePointer) {
-        archive_entry_set_uname(entry, nil)
-        archive_entry_set_gname(entry, nil)
-        archive_entry_unset_atime(entry)
-        archive_entry_unset_ctime(entry)
-        archive_entry_unset_birthtime(entry)
-        archive_entry_sparse_clear(entry)
     }
 }
 

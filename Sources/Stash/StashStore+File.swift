@@ -5,7 +5,7 @@ import Foundation
 extension StashStore {
     /// The content of the regular file at `path` (relative to the root, such as `image/config.xml`) in
     /// the tree that `references` stack up to, or nil when that tree has nothing at `path`. The tree is
-    /// the one `exportStack` writes (`LayerStackPlan` decides it); nothing is extracted.
+    /// the one `exportStack` writes (`LayerStackRules` decides it); nothing is extracted.
     ///
     /// A path that is not a regular file (a directory, a symbolic link) or is larger than `limit` bytes
     /// is refused, naming the layer. Each stash name is read under its shared lock, and the layer that

@@ -5,22 +5,27 @@ import OCI
 extension StashStore {
     // MARK: Unpack
 
-    /// Stacks the images `references` into `root`, in the order given: each image's layers are applied
-    /// in order with OCI whiteout semantics, and later images overwrite earlier ones.
+    /// Builds the tree the images `references` mean (bottom first; later images over earlier ones,
+    /// with OCI whiteout semantics) in `root`, which must be missing or empty: the same tree
+    /// `exportStack` writes as a tar, decided by the same `LayerStackRules`.
     ///
-    /// Nothing outside `root` changes (see `TreeUnpacker`); an entry that cannot be applied inside it
+    /// Nothing outside `root` changes (see `TreeUnpacker`); an entry that cannot be written inside it
     /// (a name with `..`, a whiteout that names nothing, a path below a non-directory) stops the
     /// unpack, naming the entry. As non-root, owners and device nodes that cannot be restored are
     /// counted in the report instead of failing.
     @discardableResult
     public func unpack(_ references: [StashReference], into root: String) throws -> UnpackReport {
-        try withStack(references) { layers in
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: root), !existing.isEmpty {
+            throw BoxstackError(
+                .invalidArgument,
+                "\(root) is not empty: an unpack builds the stacked tree in a new or empty directory, so that nothing already there is overwritten or mixed into it."
+            )
+        }
+        return try withStack(references) { layers in
             // A blob changed in the store is refused before anything is written; the readers check again as they stream.
             for layer in layers { try layer.verify() }
             try FileManager.default.makeDirectory(root)
-            let unpacker = try TreeUnpacker(root: root)
-            for layer in layers { try unpacker.apply(layer.open()) }
-            return try unpacker.finish()
+            return try TreeUnpacker(root: root).unpack(layers)
         }
     }
 

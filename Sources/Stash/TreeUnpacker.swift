@@ -30,27 +30,23 @@ public struct UnpackReport: Sendable, Equatable {
     }
 }
 
-/// Applies layers to a directory with OCI whiteout semantics; nothing outside the directory can change.
+/// Builds, in an empty directory, the tree a stack of layers means (`LayerStackRules` decides it, as
+/// it does for the stack export); nothing outside the directory can change.
 ///
-/// Containment is the kernel's: every path is opened below the root's descriptor with `openat2(2)`
-/// and `RESOLVE_IN_ROOT` (`ContainedDirectory`), and every change (create, write, link, owner, mode,
-/// times, extended attributes, whiteout and opaque removal) is made relative to a directory
-/// descriptor obtained that way, on a final name that is never followed. So a symlink in the tree
-/// resolves inside it as it would in a container, and no entry order, missing directory or path
-/// length leads outside. libarchive only reads the tar; it writes nothing.
+/// Layers are read top first, each once, and only the entries that end up in the tree are written,
+/// so whiteouts and opaque markers never delete anything. Containment is the kernel's: every path is
+/// opened below the root's descriptor with `openat2(2)` and `RESOLVE_IN_ROOT`
+/// (`ContainedDirectory`), and every change (create, write, link, owner, mode, times, extended
+/// attributes) is made relative to a directory descriptor obtained that way, on a final name that is
+/// never followed. So a symlink in the tree resolves inside it as it would in a container, and no
+/// entry order, missing directory or path length leads outside. libarchive only reads the tar; it
+/// writes nothing.
 final class TreeUnpacker {
     private let root: ContainedDirectory
     private let isRoot = geteuid() == 0
+    private var rules = LayerStackRules()
     private var report = UnpackReport()
-    /// Directories made writable for a non-root user, with their original modes, restored at the end.
-    private var madeWritable: [String: mode_t] = [:]
-    /// Paths written by the layer being applied, and their ancestors (whiteouts only hide lower layers).
-    private var touched: Set<String> = []
-    private var touchedAncestors: Set<String> = []
-    /// Times of directories this layer changes the contents of without having an entry for them,
-    /// restored at the end of the layer so unchanged directories keep their mtime.
-    private var parentTimes: [String: (access: timespec, modification: timespec)] = [:]
-    /// Modes and times of this layer's directory entries, set once the layer's contents are all in place.
+    /// Modes and times of directory entries, set once everything is in place, deepest first.
     private var directoryMetadata: [(path: String, mode: mode_t, times: [timespec])] = []
     /// The parent directory of the last entry, kept open while entries share it.
     private var cachedParent: (path: String, descriptor: Int32)?
@@ -63,38 +59,67 @@ final class TreeUnpacker {
 
     // MARK: Layers
 
-    /// Applies one layer; its digests are checked by `layer` as it streams and at its end.
-    func apply(_ layer: LayerReader) throws {
-        touched = []
-        touchedAncestors = []
-        parentTimes = [:]
-        directoryMetadata = []
-        defer { forgetParent() }
-        while let entry = try layer.next() {
-            try applyEntry(entry, layer: layer)
-        }
-        try layer.finish()
-        restoreParentTimes()
-        // Deepest first, so setting a parent's times is the last change below it.
-        for item in directoryMetadata.reversed() {
+    /// Builds the tree of `layers` (bottom first); their digests are checked as they stream.
+    func unpack(_ layers: [StackedLayer]) throws -> UnpackReport {
+        for layer in layers.reversed() { try apply(layer) }
+        forgetParent()
+        for item in directoryMetadata.sorted(by: { depth($0.path) > depth($1.path) }) {
             guard let descriptor = try? root.open(components(item.path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
             defer { close(descriptor) }
             if chmod(Self.procPath(descriptor), item.mode) != 0 || utimensat(AT_FDCWD, Self.procPath(descriptor), item.times, 0) != 0 {
                 report.warnings.append("\(Terminal.quoted(item.path)): cannot set its mode and times: \(String(cString: strerror(errno)))")
             }
         }
+        return report
     }
 
-    /// Restores directory modes changed for a non-root user; returns the report.
-    func finish() throws -> UnpackReport {
-        for (relative, mode) in madeWritable.sorted(by: { $0.key.count > $1.key.count }) {
-            guard let descriptor = try? root.open(components(relative), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
-            if chmod(Self.procPath(descriptor), mode) != 0 {
-                report.warnings.append("\(Terminal.quoted(relative)): cannot restore its mode: \(String(cString: strerror(errno)))")
+    private func apply(_ stacked: StackedLayer) throws {
+        rules.beginLayer()
+        let layer = try stacked.open()
+        var ordinal = -1
+        while let entry = try layer.next() {
+            ordinal += 1
+            let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            let decision: LayerStackRules.Decision
+            do throws(LayerStackRules.Refusal) { decision = try rules.decide(entry, ordinal: ordinal) } catch {
+                throw refuse(error.name, layer, error.reason)
             }
-            close(descriptor)
+            switch decision {
+            case .nothing:
+                continue
+            case .root:
+                let descriptor: Int32
+                do throws(ContainedDirectory.PathError) { descriptor = try root.open([], flags: BOXSTACK_O_PATH | O_DIRECTORY) } catch {
+                    throw refuse(raw, layer, error)
+                }
+                defer { close(descriptor) }
+                try setDirectoryMetadata(entry, descriptor: descriptor, path: "", raw: raw, layer: layer)
+            case .entry(let path):
+                try write(entry, path: path, raw: raw, layer: layer)
+                report.entries += 1
+            case .link(let path, let target):
+                try link(path, to: target, raw: raw, layer: layer)
+                report.entries += 1
+            case .carrier(let path, let targetOrdinal):
+                try writeCarrier(path, entry: targetOrdinal, of: stacked, raw: raw)
+                report.entries += 1
+            }
         }
-        return report
+        try layer.finish()
+    }
+
+    /// Writes entry `ordinal` of `stacked` (a hard-link target a higher layer hid) at `path`, reading
+    /// the layer again up to it: the only case where a layer is read twice.
+    private func writeCarrier(_ path: String, entry ordinal: Int, of stacked: StackedLayer, raw: String) throws {
+        let layer = try stacked.open()
+        var current = -1
+        while let entry = try layer.next() {
+            current += 1
+            guard current == ordinal else { continue }
+            try write(entry, path: path, raw: raw, layer: layer)
+            return
+        }
+        throw BoxstackError(.invalidData, "\(stacked.description) changed while it was read; unpack again.")
     }
 
     private func refuse(_ name: String, _ layer: LayerReader, _ reason: String) -> BoxstackError {
@@ -118,49 +143,17 @@ final class TreeUnpacker {
         }
     }
 
-    private func applyEntry(_ entry: OpaquePointer, layer: LayerReader) throws {
-        guard let rawPointer = archive_entry_pathname(entry) else { throw refuse("", layer, "it has no name") }
-        let raw = String(cString: rawPointer)
-        let meaning: LayerPath.Meaning
-        do throws(LayerPath.UnsafeName) { meaning = try LayerPath.meaning(of: raw) } catch { throw refuse(raw, layer, error.reason) }
-        switch meaning {
-        case .metadata:
-            return
-        case .opaque(let directory):
-            try removeLower(inDirectory: directory, entry: raw, layer: layer)
-        case .whiteout(let path):
-            try removeLower(path, entry: raw, layer: layer)
-        case .root:
-            guard archive_entry_filetype(entry) == ArchiveFileType.directory else { throw refuse(raw, layer, "the root can only be a directory") }
-            let descriptor: Int32
-            do throws(ContainedDirectory.PathError) { descriptor = try root.open([], flags: BOXSTACK_O_PATH | O_DIRECTORY) } catch {
-                throw refuse(raw, layer, error)
-            }
-            defer { close(descriptor) }
-            try setDirectoryMetadata(entry, descriptor: descriptor, path: "", raw: raw, layer: layer)
-        case .path(let path):
-            try write(entry, path: path, raw: raw, layer: layer)
-            report.entries += 1
-            markTouched(path)
-        }
-    }
-
     private func write(_ entry: OpaquePointer, path: String, raw: String, layer: LayerReader) throws {
         let (parentPath, name) = LayerPath.split(path)
         let parent = try parentDirectory(parentPath, raw: raw, layer: layer)
-        rememberTimes(ofDirectory: parentPath, descriptor: parent)
-        makeWritable(parentPath, descriptor: parent)
         let type = archive_entry_filetype(entry)
         var existing = stat()
         let exists = fstatat(parent, name, &existing, AT_SYMLINK_NOFOLLOW) == 0
         let existingIsDirectory = exists && existing.st_mode & S_IFMT == S_IFDIR
 
-        if let hardlink = archive_entry_hardlink(entry) {
-            try link(name, in: parent, to: String(cString: hardlink), existing: exists ? existing : nil, raw: raw, layer: layer)
-            return
-        }
         if exists, !(existingIsDirectory && type == ArchiveFileType.directory) {
-            // A later layer puts something else where an entry was (a directory goes with its subtree).
+            // Another path of the tree reached the same name through a symlink; the later entry wins,
+            // as in tar (a directory goes with its subtree).
             try remove(name, in: parent, isDirectory: existingIsDirectory, raw: raw, layer: layer)
         }
         switch type {
@@ -219,28 +212,26 @@ final class TreeUnpacker {
         guard close(file) == 0 else { throw failed(raw, layer, "write") }
     }
 
-    private func link(
-        _ name: String, in parent: Int32, to rawTarget: String, existing: stat?, raw: String, layer: LayerReader
-    ) throws {
-        let target: String
-        do throws(LayerPath.UnsafeName) { target = try LayerPath.normalized(rawTarget) } catch {
-            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) is outside the tree")
-        }
+    /// A hard link at `path` to `target`, a path this layer put in the tree.
+    private func link(_ path: String, to target: String, raw: String, layer: LayerReader) throws {
         guard !target.isEmpty else { throw refuse(raw, layer, "it is a hard link to the root directory") }
+        let (parentPath, name) = LayerPath.split(path)
+        let parent = try parentDirectory(parentPath, raw: raw, layer: layer)
         let (targetParentPath, targetName) = LayerPath.split(target)
         let targetParent: Int32
         do throws(ContainedDirectory.PathError) {
             targetParent = try root.openDirectory(components(targetParentPath), creatingWithMode: nil)
         } catch {
-            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) does not exist")
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(target)) does not exist")
         }
         defer { close(targetParent) }
         var info = stat()
         guard fstatat(targetParent, targetName, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(rawTarget)) does not exist")
+            throw refuse(raw, layer, "its hard link target \(Terminal.quoted(target)) does not exist")
         }
         guard info.st_mode & S_IFMT != S_IFDIR else { throw refuse(raw, layer, "its hard link target is a directory") }
-        if let existing {
+        var existing = stat()
+        if fstatat(parent, name, &existing, AT_SYMLINK_NOFOLLOW) == 0 {
             if existing.st_ino == info.st_ino, existing.st_dev == info.st_dev { return }
             try remove(name, in: parent, isDirectory: existing.st_mode & S_IFMT == S_IFDIR, raw: raw, layer: layer)
         }
@@ -326,6 +317,8 @@ final class TreeUnpacker {
 
     private func components(_ path: String) -> [Substring] { path.split(separator: "/") }
 
+    private func depth(_ path: String) -> Int { path.isEmpty ? 0 : path.utf8.count { $0 == UInt8(ascii: "/") } + 1 }
+
     /// The directory `path` of the tree (created with its missing parents), resolved inside the root.
     private func parentDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32 {
         if let cachedParent, cachedParent.path == path { return cachedParent.descriptor }
@@ -341,84 +334,6 @@ final class TreeUnpacker {
     private func forgetParent() {
         if let cachedParent { close(cachedParent.descriptor) }
         cachedParent = nil
-    }
-
-    /// As non-root, gives the user write access to the directory `path` for the rest of the unpack.
-    private func makeWritable(_ path: String, descriptor: Int32) {
-        guard !isRoot else { return }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, info.st_mode & 0o300 != 0o300, info.st_uid == getuid() else { return }
-        if madeWritable[path] == nil { madeWritable[path] = info.st_mode & 0o7777 }
-        chmod(Self.procPath(descriptor), (info.st_mode & 0o7777) | 0o700)
-    }
-
-    /// Records the times of the directory `path` before its contents change, unless it was written
-    /// by this layer (then its own entry's times are set at the end of the layer).
-    private func rememberTimes(ofDirectory path: String, descriptor: Int32) {
-        guard parentTimes[path] == nil, !touched.contains(path) else { return }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return }
-        parentTimes[path] = (info.st_atim, info.st_mtim)
-    }
-
-    private func restoreParentTimes() {
-        for (path, times) in parentTimes where !touched.contains(path) {
-            guard let descriptor = try? root.open(components(path), flags: BOXSTACK_O_PATH | O_DIRECTORY | O_NOFOLLOW) else { continue }
-            utimensat(AT_FDCWD, Self.procPath(descriptor), [times.access, times.modification], 0)
-            close(descriptor)
-        }
-    }
-
-    private func markTouched(_ path: String) {
-        touched.insert(path)
-        var parent = Substring(path)
-        while let slash = parent.lastIndex(of: "/") {
-            parent = parent[..<slash]
-            guard touchedAncestors.insert(String(parent)).inserted else { break }
-        }
-    }
-
-    // MARK: Whiteouts
-
-    /// Removes what lower layers put at `path`, keeping anything the current layer wrote there.
-    private func removeLower(_ path: String, entry: String, layer: LayerReader) throws {
-        if touched.contains(path) { return }
-        let (parentPath, name) = LayerPath.split(path)
-        guard let parent = try existingDirectory(parentPath, raw: entry, layer: layer) else { return }
-        defer { close(parent) }
-        var info = stat()
-        guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
-        let isDirectory = info.st_mode & S_IFMT == S_IFDIR
-        if touchedAncestors.contains(path), isDirectory {
-            try removeLower(inDirectory: path, entry: entry, layer: layer)
-            return
-        }
-        rememberTimes(ofDirectory: parentPath, descriptor: parent)
-        makeWritable(parentPath, descriptor: parent)
-        try remove(name, in: parent, isDirectory: isDirectory, raw: entry, layer: layer)
-    }
-
-    /// The opaque marker: removes every lower entry of the directory `path`.
-    private func removeLower(inDirectory path: String, entry: String, layer: LayerReader) throws {
-        guard let directory = try existingDirectory(path, raw: entry, layer: layer) else { return }
-        let children: [String]
-        do throws(DirectoryTree.Failure) { children = try DirectoryTree.names(in: directory) } catch {
-            close(directory)
-            throw failed(entry, layer, "list \(Terminal.quoted(path)) for")
-        }
-        close(directory)
-        for child in children { try removeLower(LayerPath.join(path, child), entry: entry, layer: layer) }
-    }
-
-    /// The existing directory `path` inside the root, or nil when it does not exist.
-    private func existingDirectory(_ path: String, raw: String, layer: LayerReader) throws -> Int32? {
-        do throws(ContainedDirectory.PathError) {
-            return try root.openDirectory(components(path), creatingWithMode: nil)
-        } catch  where error.code == ENOENT || error.code == ENOTDIR {
-            return nil
-        } catch {
-            throw refuse(raw, layer, error)
-        }
     }
 
     private func remove(_ name: String, in parent: Int32, isDirectory: Bool, raw: String, layer: LayerReader) throws {

@@ -211,9 +211,9 @@ import Testing
         try storeImage(
             "names-\(name.count)",
             [[RawTar.Member("dir", .directory), RawTar.Member("dir/keep", content: "k"), RawTar.Member("top", content: "t")], [RawTar.Member(name)]])
+        // The top layer is read first, so the refusal comes before anything is written.
         try expectRefused("names-\(name.count)", naming: name)
-        #expect(file("dir/keep") == "k")
-        #expect(file("top") == "t")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
     }
 
     @Test func aufsBookkeepingIsIgnored() throws {

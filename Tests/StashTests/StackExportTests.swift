@@ -5,6 +5,10 @@ import Stash
 import TestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `exportStack` against `unpack`: extracting the exported tar with GNU tar (as the box does) must give
 /// the same tree, entry by entry, as unpacking the same stashes.
 @Suite struct StackExportTests {
@@ -178,6 +182,20 @@ import Testing
         let position = { (name: String) in names.firstIndex(of: name) ?? -1 }
         #expect(position("y") > position("x"))
         #expect(position("c") > position("b"))
+    }
+
+    /// A higher layer's path needs its ancestors to be directories, so a lower layer's symlink on its way
+    /// is hidden (not followed), in the unpack as in the export.
+    @Test func aHigherLayersPathHidesALowerSymlinkOnItsWay() throws {
+        try storeImage(
+            name: "ancestor",
+            layers: [[("usr", "dir", "", ""), ("usr/lib", "dir", "", ""), ("lib", "symlink", "usr/lib", "")], [("lib/own", "file", "", "mine")]])
+        let (report, _, extracted) = try expectExportMatchesUnpack([try StashReference(name: "ancestor")], comparingTimes: false)
+        #expect(report.hiddenEntries == 1)
+        var info = stat()
+        #expect(lstat(extracted + "/lib", &info) == 0 && info.st_mode & S_IFMT == S_IFDIR)
+        #expect(try String(contentsOfFile: extracted + "/lib/own", encoding: .utf8) == "mine")
+        #expect(!FileManager.default.fileExists(atPath: extracted + "/usr/lib/own"))
     }
 
     @Test(arguments: ["../escape", "a/../../escape", ".wh..", "dir/.wh."])

@@ -158,6 +158,20 @@ private func storeImage(_ store: StashStore, name: String, layers: [String]) thr
         #expect(!FileManager.default.fileExists(atPath: unpacked + "/data"))
     }
 
+    @Test func unpackRefusesADirectoryThatIsNotEmptyAndLeavesItAlone() throws {
+        let scratch = try Scratch()
+        let tree = scratch.path("tree")
+        try TreeFixture.makeSampleTree(at: tree)
+        let result = try scratch.store.stash(root: tree, name: "sample-image", labels: sampleLabels)
+        let target = scratch.path("occupied")
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try "mine".write(toFile: target + "/etc", atomically: false, encoding: .utf8)
+        let error = try #require(throws: BoxstackError.self) { try scratch.store.unpack([result.reference], into: target) }
+        #expect(error.message.contains("\(target) is not empty"), "\(error.message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: target) == ["etc"])
+        #expect(try String(contentsOfFile: target + "/etc", encoding: .utf8) == "mine")
+    }
+
     @Test func gzipCompressionOnRequest() throws {
         let scratch = try Scratch()
         let tree = scratch.path("tree")
