@@ -9,14 +9,26 @@ public enum FileDescriptor {
     /// Writes all of `bytes` to `descriptor`, retrying interrupted and short writes; returns 0 or the errno that stopped it.
     @discardableResult
     public static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Int32 {
+        writeAll(bytes) { write(descriptor, $0, $1) }
+    }
+
+    /// Writes all of `bytes` at `position` in `descriptor` (`pwrite`, for files with holes), retrying
+    /// interrupted and short writes; returns 0 or the errno that stopped it (ENOSPC when nothing more fits).
+    public static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, at position: Int64) -> Int32 {
+        writeAll(bytes) { pwrite(descriptor, $0, $1, off_t(position) + off_t(bytes.count - $1)) }
+    }
+
+    /// Calls `write(pointer, remaining)` until every byte is written.
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, _ write: (UnsafeRawPointer, Int) -> Int) -> Int32 {
         guard let base = bytes.baseAddress else { return 0 }
         var offset = 0
         while offset < bytes.count {
-            let written = write(descriptor, base + offset, bytes.count - offset)
+            let written = write(base + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
                 return errno
             }
+            if written == 0 { return ENOSPC }
             offset += written
         }
         return 0

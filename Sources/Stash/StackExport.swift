@@ -2,10 +2,6 @@ import BoxstackCore
 import CLibArchive
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// What `StashStore.exportStack` wrote.
 public struct StackExportReport: Sendable, Equatable {
     /// Layers read, over all images.
@@ -39,7 +35,7 @@ extension StashStore {
     /// absolute names or `..`; the error names the entry and no tar is left behind.
     ///
     /// Each stash name is read under its shared lock. The tar is written next to `path` and renamed into
-    /// place when complete.
+    /// place when complete (`AtomicFile`).
     @discardableResult
     public func exportStack(_ references: [StashReference], toTar path: String) throws -> StackExportReport {
         try withStack(references) { layers in try StackExporter(layers: layers, outputPath: path).export() }
@@ -63,28 +59,25 @@ private final class StackExporter {
     func export() throws -> StackExportReport {
         let directory = (outputPath as NSString).deletingLastPathComponent
         try FileManager.default.makeDirectory(directory.isEmpty ? "." : directory)
-        let temporary = outputPath + ".tmp-" + UUID().uuidString
-        let writer = try LayerWriter(outputPath: temporary, compression: .none)
-        var readers = LayerReaders(layers: plan.layers)
-        for slot in plan.merged {
-            switch slot.item {
-            case .header(let header):
-                try writer.write(entry: header, contentFrom: nil as String?)
-            case .content(let layer, let ordinal, let path):
-                let (entry, reader) = try readers.entry(layer: layer, ordinal: ordinal)
-                archive_entry_copy_pathname(entry, path)
-                archive_entry_set_nlink(entry, 1)
-                LayerStackPlan.prepare(entry)
-                try writer.write(entry: entry, contentFrom: reader.archive)
+        var entries = 0
+        try AtomicFile.replace(outputPath) { temporary in
+            let writer = try LayerWriter(outputPath: temporary, compression: .none)
+            var readers = LayerReaders(layers: plan.layers)
+            for slot in plan.merged {
+                switch slot.item {
+                case .header(let header):
+                    try writer.write(entry: header, contentFrom: nil as String?)
+                case .content(let layer, let ordinal, let path):
+                    let (entry, reader) = try readers.entry(layer: layer, ordinal: ordinal)
+                    archive_entry_copy_pathname(entry, path)
+                    archive_entry_set_nlink(entry, 1)
+                    LayerStackPlan.prepare(entry)
+                    try writer.write(entry: entry, contentFrom: reader.archive)
+                }
             }
-        }
-        try readers.finish()
-        let entries = writer.entryCount
-        _ = try writer.finish()
-        guard rename(temporary, outputPath) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw BoxstackError(.permission, "cannot move the stacked tree into \(outputPath): \(reason).")
+            try readers.finish()
+            entries = writer.entryCount
+            _ = try writer.finish()
         }
         return StackExportReport(
             layers: plan.layers.count, entries: entries, hiddenEntries: plan.hiddenEntries, hardlinksCopied: plan.hardlinksCopied)

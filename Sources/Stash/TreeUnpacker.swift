@@ -191,13 +191,8 @@ final class TreeUnpacker {
         var closed = false
         defer { if !closed { close(file) } }
         try layer.readData { block, offset in
-            var written = 0
-            while written < block.count {
-                let count = pwrite(file, block.baseAddress! + written, block.count - written, off_t(offset) + off_t(written))
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { throw failed(raw, layer, "write", code: count == 0 ? ENOSPC : errno) }
-                written += count
-            }
+            let failure = FileDescriptor.writeAll(block, to: file, at: offset)
+            guard failure == 0 else { throw failed(raw, layer, "write", code: failure) }
         }
         // Sparse files end in a hole that no data block reaches.
         let size = archive_entry_size(entry)

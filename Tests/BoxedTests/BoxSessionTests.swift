@@ -77,7 +77,8 @@ final class RecordingHypervisor: Hypervisor, @unchecked Sendable {
 
     private var runsDirectory: String { directory.file("runs") }
 
-    private func options(timeout: Duration = .seconds(3), warm: Bool = false) -> BoxSessionOptions {
+    /// A timeout far beyond any step of the fakes, so only the test that is about the timeout meets it.
+    private func options(timeout: Duration = .seconds(300), warm: Bool = false) -> BoxSessionOptions {
         let image = BoxImage(
             name: "debian", architecture: .x86_64, kernel: directory.file("kernel"), initrd: directory.file("initrd"),
             disk: directory.file("box.qcow2"), kernelArguments: ["root=/dev/vda", "rw"], console: "ttyS0", memoryBytes: 1 << 30, cpus: 1)

@@ -70,7 +70,7 @@ import Testing
         let started = ContinuousClock.now
         let ended = try Subprocess.run(["sh", Self.agent, "run", "--watch-input", "--", "sleep", "300"])
         #expect(ended.status == .terminated(code: 128 + 15))
-        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(ContinuousClock.now - started < .seconds(120))
     }
 
     @Test func treeManifestListsEveryEntryWithLinkTargets() throws {

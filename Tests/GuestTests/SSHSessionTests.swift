@@ -31,9 +31,9 @@ struct SSHSessionTests {
         // Waiting for a booting box does not retry a wrong key until the deadline: it fails at once.
         let started = ContinuousClock.now
         #expect(throws: BoxstackError.self) {
-            try SSHSession.waitUntilReachable(endpoint, deadline: .now + .seconds(30))
+            try SSHSession.waitUntilReachable(endpoint, deadline: .now + .seconds(300))
         }
-        #expect(ContinuousClock.now - started < .seconds(15))
+        #expect(ContinuousClock.now - started < .seconds(150))
     }
 
     @Test("a login key the server does not accept gives a clear error")
@@ -166,11 +166,11 @@ struct SSHSessionTests {
             }
         }
         let started = ContinuousClock.now
-        let error = try #require(throws: BoxstackError.self) { try session.run("sleep 30") }
+        let error = try #require(throws: BoxstackError.self) { try session.run("sleep 300") }
         let elapsed = ContinuousClock.now - started
         #expect(error.message.contains("sent nothing"))
         #expect(elapsed > .seconds(3))
-        #expect(elapsed < .seconds(30))
+        #expect(elapsed < .seconds(150))
     }
 
     @Test("waiting for a port where nothing listens ends at the deadline with a clear error")
@@ -187,7 +187,7 @@ struct SSHSessionTests {
         #expect(error.message.contains("did not let boxstack in within"))
         #expect(error.message.contains("refused"))
         #expect(elapsed >= .seconds(2))
-        #expect(elapsed < .seconds(12))
+        #expect(elapsed < .seconds(60))
     }
 
     @Test("a port that accepts but never speaks is abandoned at the deadline")
@@ -204,7 +204,7 @@ struct SSHSessionTests {
         }
         #expect(error.code == .timeout)
         #expect(error.message.contains("silent"))
-        #expect(ContinuousClock.now - started < .seconds(12))
+        #expect(ContinuousClock.now - started < .seconds(60))
     }
 
     @Test("connections reset while the box boots are retried until sshd answers")
@@ -221,7 +221,7 @@ struct SSHSessionTests {
         let attempts = LockedBox(0)
         let waiting = Task {
             try await SSHSession.waitUntilReachable(
-                endpoint, deadline: .now + .seconds(20), whileWaiting: { attempts.withValue { $0 += 1 } })
+                endpoint, deadline: .now + .seconds(300), whileWaiting: { attempts.withValue { $0 += 1 } })
         }
         try await Task.sleep(for: .milliseconds(1500))
         stopProcess(impostor)
@@ -243,7 +243,8 @@ struct SSHSessionTests {
                 "echo started; exec sleep 120", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
                 onStderr: { _ in })
         }
-        for _ in 0..<100 where output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        // Waits for the output itself, however loaded the machine (the command sleeps for minutes).
+        while output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
         #expect(output.value == "started\n")
         let cancelled = ContinuousClock.now
         task.cancel()

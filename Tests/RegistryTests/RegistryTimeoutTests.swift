@@ -33,7 +33,7 @@ import Testing
             error?.message.contains("the registry \(registry.address) stalled while fetching the manifest app:v1: nothing moved in 2 s") == true,
             "\(error?.message ?? "")")
         #expect(error?.message.contains(RegistryTimeouts.stallVariable) == true)
-        #expect(elapsed >= .seconds(2) && elapsed < .seconds(20), "\(elapsed)")
+        #expect(elapsed >= .seconds(2) && elapsed < .seconds(60), "\(elapsed)")
     }
 
     @Test func trickledManifestEndsAtTheRequestDeadline() async throws {
@@ -52,7 +52,7 @@ import Testing
             error?.message.contains("the registry \(registry.address) did not finish fetching the manifest app:v1 within 3 s") == true,
             "\(error?.message ?? "")")
         #expect(error?.message.contains(RegistryTimeouts.requestDeadlineVariable) == true)
-        #expect(elapsed >= .seconds(3) && elapsed < .seconds(20), "\(elapsed)")
+        #expect(elapsed >= .seconds(3) && elapsed < .seconds(60), "\(elapsed)")
     }
 
     @Test func trickledManifestIsAStall() async throws {
@@ -67,7 +67,7 @@ import Testing
         #expect(error?.code == .timeout)
         #expect(
             error?.message.contains("stalled while fetching the manifest app:v1: only") == true, "\(error?.message ?? "")")
-        #expect(elapsed < .seconds(20), "\(elapsed)")
+        #expect(elapsed < .seconds(60), "\(elapsed)")
     }
 
     @Test(arguments: [FaultRegistry.Fault.stallBlob, .trickleBlob])
@@ -87,7 +87,7 @@ import Testing
         #expect(
             error?.message.contains("the registry \(registry.address) stalled while downloading the blob sha256:") == true,
             "\(error?.message ?? "")")
-        #expect(elapsed < .seconds(20), "\(elapsed)")
+        #expect(elapsed < .seconds(60), "\(elapsed)")
         #expect(try TestImages.snapshot(target.path) == before)
     }
 
@@ -108,7 +108,7 @@ import Testing
         #expect(
             error?.message.contains("the registry \(registry.address) stalled while uploading the blob \(digest)") == true,
             "\(error?.message ?? "")")
-        #expect(elapsed < .seconds(20), "\(elapsed)")
+        #expect(elapsed < .seconds(60), "\(elapsed)")
         // The abandoned session was cancelled.
         #expect(try registry.requests().contains { $0.method == "DELETE" })
     }

@@ -78,9 +78,7 @@ import Testing
         let configBlob = try layout.writeBlob(OCIJSON.encode(config), mediaType: MediaType.imageConfig)
         let manifest = Manifest(config: configBlob, layers: [Descriptor(mediaType: MediaType.layerTar, digest: digest, size: size)])
         try layout.setTag("latest", to: try layout.writeBlob(OCIJSON.encode(manifest), mediaType: MediaType.imageManifest))
-        let started = ContinuousClock.now
         try expectExportMatchesUnpack([try StashReference(name: "unsorted")])
-        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test func incrementalStashWithWhiteoutsEqualsUnpack() throws {

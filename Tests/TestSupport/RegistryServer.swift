@@ -165,7 +165,8 @@ public final class RegistryServer: @unchecked Sendable {
     }
 
     private static func waitUntilListening(port: Int, process: Process) -> Bool {
-        let deadline = Date().addingTimeInterval(15)
+        // Generous: the registry on a loaded 2-core machine; a dead one ends the wait at once.
+        let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             guard process.isRunning else { return false }
             if canConnect(port: port) { return true }

@@ -110,7 +110,8 @@ public final class SSHDServer: @unchecked Sendable {
     }
 
     private func waitUntilListening() throws {
-        let deadline = Date().addingTimeInterval(10)
+        // Generous: sshd on a loaded 2-core machine; a dead sshd ends the wait at once.
+        let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             if log.contains("Server listening on") { return }
             if process.status != nil { break }
