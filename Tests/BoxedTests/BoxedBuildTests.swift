@@ -21,6 +21,8 @@ final class RecordingGuest: GuestCommands, @unchecked Sendable {
     var bundleInto: String?
     /// Standard output per command (matched by its first words).
     var output: [String: String] = [:]
+    /// File transfers that fail: "write" (writeFile), "import" (treeImport).
+    var failingTransfers: Set<String> = []
 
     func run(
         _ argv: [String], cwd: String?, environment: [String: String],
@@ -36,10 +38,16 @@ final class RecordingGuest: GuestCommands, @unchecked Sendable {
             ?? BoxstackCore.ExitStatus.terminated(code: 0)
     }
 
-    func writeFile(_ data: Data, to path: String) throws { lock.withLock { commands.append(["write", path]) } }
+    func writeFile(_ data: Data, to path: String) throws {
+        lock.withLock { commands.append(["write", path]) }
+        if failingTransfers.contains("write") { throw BoxstackError(.guestFailed, "the agent could not write \(path)") }
+    }
     func treeManifest(root: String) throws -> Data { Data() }
     func treeExport(root: String, listFile: String, outputFile: String) throws {}
-    func treeImport(root: String, tarFile: String) throws { lock.withLock { imports.append((root, tarFile)) } }
+    func treeImport(root: String, tarFile: String) throws {
+        lock.withLock { imports.append((root, tarFile)) }
+        if failingTransfers.contains("import") { throw BoxstackError(.guestFailed, "the agent could not import \(tarFile)") }
+    }
 }
 
 /// A booted box that only counts its teardowns.
@@ -182,6 +190,41 @@ final class RecordingLauncher: BoxLauncher, @unchecked Sendable {
         #expect(error?.code == .guestFailed)
         #expect(launcher.machine.shutdowns == 1)
         #expect(guest.commands.last.map { $0.joined(separator: " ").hasPrefix(step) } == true)
+    }
+
+    /// The steps only some runs have: installing KIWI with pip, staging the runtime configuration,
+    /// importing the stack, clearing the base's metadata in a derived build, keeping the root.
+    enum OptionalStep: String, CaseIterable {
+        case pip, runtimeConfiguration, stackImport, baseMetadata, keepRoot
+    }
+
+    @Test(arguments: OptionalStep.allCases)
+    func aFailingOptionalStepStopsTheRunAndTearsTheBoxDown(step: OptionalStep) async throws {
+        let store = StashStore(directory: directory.file("store"))
+        try stashTinyDebian(store)
+        var configuration = try configuration(["--description", "description", "--target-dir", "target"])
+        switch step {
+        case .pip:
+            configuration.kiwiVersion = "9.24.57"
+            guest.statuses["python3 -m pip"] = BoxstackCore.ExitStatus.terminated(code: 1)
+        case .runtimeConfiguration:
+            configuration.kiwiRuntimeConfiguration = "xz:\n  - options: -0\n"
+            guest.failingTransfers = ["write"]
+        case .stackImport:
+            configuration = try self.configuration(["--stash", "tiny-debian:1", "--target-dir", "target"])
+            guest.failingTransfers = ["import"]
+        case .baseMetadata:
+            configuration = try derivedConfiguration()
+            guest.statuses["rm -rf /var/tmp/boxstack/target/build/image-root/image"] = BoxstackCore.ExitStatus.terminated(code: 1)
+        case .keepRoot:
+            // The recording guest's tree manifest is empty, which the stash refuses.
+            configuration.keepRoot = "kept:1"
+        }
+        let launcher = try launcher(exchange: true)
+        await #expect(throws: BoxstackError.self) { try await BoxedBuild.run(configuration, store: store, launcher: launcher) }
+        #expect(launcher.machine.shutdowns == 1)
+        // KIWI never ran after a failed preparation; only keeping the root comes after it.
+        #expect(guest.commands.contains { $0.starts(with: ["kiwi-ng", "system"]) } == (step == .keepRoot))
     }
 
     @Test func aBoxThatDoesNotStartLeavesNothingToTearDown() async throws {
