@@ -45,7 +45,10 @@ extension SlowTier {
         ])
         #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
         let files = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("disk"))
-        let disk = try #require(files.first { $0.hasPrefix("debian-vm.x86_64-1.0.0") && $0.hasSuffix(".raw") }, "\(files)")
+        // KIWI's result bundle compresses the disk (NAME.raw.xz, with its .sha256).
+        let compressed = try #require(files.first { $0.hasPrefix("debian-vm.x86_64-1.0.0") && $0.hasSuffix(".raw.xz") }, "\(files)")
+        try Subprocess.run(["xz", "-dk", cli.workspace.file("disk/" + compressed)]).check()
+        let disk = String(compressed.dropLast(".xz".count))
         let packagesFile = try #require(files.first { $0.hasPrefix("debian-vm.x86_64-1.0.0") && $0.hasSuffix(".packages") })
         let packages = try String(contentsOfFile: cli.workspace.file("disk/" + packagesFile), encoding: .utf8)
         #expect(packages.contains("linux-image-amd64|") && packages.contains("grub-pc-bin|"), "\(packages)")
