@@ -43,30 +43,25 @@ final class LayerStackPlan {
         var rules = LayerStackRules()
         var slots: [[Slot]] = Array(repeating: [], count: layers.count)
         for index in layers.indices.reversed() {
-            rules.beginLayer()
-            let reader = try layers[index].open()
-            var ordinal = -1
-            while let entry = try reader.next() {
-                ordinal += 1
-                let decision: LayerStackRules.Decision
-                do throws(LayerStackRules.Refusal) { decision = try rules.decide(entry, ordinal: ordinal) } catch {
-                    throw refuse(error.name, layers[index], error.reason)
-                }
-                switch decision {
-                case .nothing, .root: continue
-                case .entry(let path):
-                    let item: Item =
-                        archive_entry_filetype(entry) == ArchiveFileType.directory
-                        ? .header(try headers.clone(entry, path: path, hardlink: nil)) : .content(layer: index, ordinal: ordinal, path: path)
-                    slots[index].append(Slot(ordinal: ordinal, path: path, item: item))
-                case .link(let path, let target):
-                    slots[index].append(Slot(ordinal: ordinal, path: path, item: .header(try headers.clone(entry, path: path, hardlink: target))))
-                case .carrier(let path, let targetOrdinal):
-                    // At the target's position, so the layer is still read front to back.
-                    slots[index].append(Slot(ordinal: targetOrdinal, path: path, item: .content(layer: index, ordinal: targetOrdinal, path: path)))
-                }
-            }
-            try reader.finish()
+            let refuseEntry = { (refusal: LayerStackRules.Refusal, _: LayerReader) in refuse(refusal.name, layers[index], refusal.reason) }
+            try rules.read(
+                layers[index], refuse: refuseEntry,
+                each: { entry, ordinal, decision, _ in
+                    switch decision {
+                    case .nothing, .root: return
+                    case .entry(let path):
+                        let item: Item =
+                            archive_entry_filetype(entry) == ArchiveFileType.directory
+                            ? .header(try headers.clone(entry, path: path, hardlink: nil)) : .content(layer: index, ordinal: ordinal, path: path)
+                        slots[index].append(Slot(ordinal: ordinal, path: path, item: item))
+                    case .link(let path, let target):
+                        slots[index].append(Slot(ordinal: ordinal, path: path, item: .header(try headers.clone(entry, path: path, hardlink: target))))
+                    case .carrier(let path, let targetOrdinal):
+                        // At the target's position, so the layer is still read front to back.
+                        slots[index].append(
+                            Slot(ordinal: targetOrdinal, path: path, item: .content(layer: index, ordinal: targetOrdinal, path: path)))
+                    }
+                })
         }
         self.headers = headers
         hiddenEntries = rules.hiddenEntries
@@ -148,7 +143,7 @@ struct LayerReaders {
         var current = open.ordinal
         while true {
             guard let entry = try open.reader.next() else {
-                throw BoxstackError(.invalidData, "\(layers[layer].description) changed while it was read; export again.")
+                throw BoxstackError(.invalidData, "\(layers[layer].description) changed while it was read; run the command again.")
             }
             current += 1
             readers[layer] = (open.reader, current)

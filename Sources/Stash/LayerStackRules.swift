@@ -61,8 +61,27 @@ struct LayerStackRules {
     /// Content paths of this layer that won.
     private var wonHere: Set<String> = []
 
+    /// Reads `layer`, the next lower one, front to back and hands `body` each entry with its ordinal,
+    /// what it adds to the tree and the reader (positioned at its content); the layer's digests are
+    /// checked at its end. `refuse` words a refused entry for the caller.
+    mutating func read(
+        _ layer: StackedLayer, refuse: (Refusal, LayerReader) -> BoxstackError,
+        each body: (_ entry: OpaquePointer, _ ordinal: Int, _ decision: Decision, _ reader: LayerReader) throws -> Void
+    ) throws {
+        beginLayer()
+        let reader = try layer.open()
+        var ordinal = -1
+        while let entry = try reader.next() {
+            ordinal += 1
+            let decision: Decision
+            do throws(Refusal) { decision = try decide(entry, ordinal: ordinal) } catch { throw refuse(error, reader) }
+            try body(entry, ordinal, decision, reader)
+        }
+        try reader.finish()
+    }
+
     /// Starts the next lower layer.
-    mutating func beginLayer() {
+    private mutating func beginLayer() {
         hiddenSubtrees.formUnion(hiddenBelow)
         opaqueDirectories.formUnion(opaqueBelow)
         hiddenBelow = []
@@ -74,7 +93,7 @@ struct LayerStackRules {
     }
 
     /// Decides entry number `ordinal` of the current layer.
-    mutating func decide(_ entry: OpaquePointer, ordinal: Int) throws(Refusal) -> Decision {
+    private mutating func decide(_ entry: OpaquePointer, ordinal: Int) throws(Refusal) -> Decision {
         let rawName = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
         let meaning: LayerPath.Meaning
         do throws(LayerPath.UnsafeName) { meaning = try LayerPath.meaning(of: rawName) } catch {

@@ -74,52 +74,35 @@ final class TreeUnpacker {
     }
 
     private func apply(_ stacked: StackedLayer) throws {
-        rules.beginLayer()
-        let layer = try stacked.open()
-        var ordinal = -1
-        while let entry = try layer.next() {
-            ordinal += 1
-            let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
-            let decision: LayerStackRules.Decision
-            do throws(LayerStackRules.Refusal) { decision = try rules.decide(entry, ordinal: ordinal) } catch {
-                throw refuse(error.name, layer, error.reason)
-            }
-            switch decision {
-            case .nothing:
-                continue
-            case .root:
-                let descriptor: Int32
-                do throws(ContainedDirectory.PathError) { descriptor = try root.open([], flags: BOXSTACK_O_PATH | O_DIRECTORY) } catch {
-                    throw refuse(raw, layer, error)
+        let refuseEntry = { (refusal: LayerStackRules.Refusal, layer: LayerReader) in self.refuse(refusal.name, layer, refusal.reason) }
+        try rules.read(
+            stacked, refuse: refuseEntry,
+            each: { entry, _, decision, layer in
+                let raw = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+                switch decision {
+                case .nothing:
+                    return
+                case .root:
+                    let descriptor: Int32
+                    do throws(ContainedDirectory.PathError) { descriptor = try root.open([], flags: BOXSTACK_O_PATH | O_DIRECTORY) } catch {
+                        throw refuse(raw, layer, error)
+                    }
+                    defer { close(descriptor) }
+                    try setDirectoryMetadata(entry, descriptor: descriptor, path: "", raw: raw, layer: layer)
+                case .entry(let path):
+                    try write(entry, path: path, raw: raw, layer: layer)
+                    report.entries += 1
+                case .link(let path, let target):
+                    try link(path, to: target, raw: raw, layer: layer)
+                    report.entries += 1
+                case .carrier(let path, let targetOrdinal):
+                    // A hard-link target a higher layer hid: the only case where a layer is read twice.
+                    var readers = LayerReaders(layers: [stacked])
+                    let (target, reader) = try readers.entry(layer: 0, ordinal: targetOrdinal)
+                    try write(target, path: path, raw: raw, layer: reader)
+                    report.entries += 1
                 }
-                defer { close(descriptor) }
-                try setDirectoryMetadata(entry, descriptor: descriptor, path: "", raw: raw, layer: layer)
-            case .entry(let path):
-                try write(entry, path: path, raw: raw, layer: layer)
-                report.entries += 1
-            case .link(let path, let target):
-                try link(path, to: target, raw: raw, layer: layer)
-                report.entries += 1
-            case .carrier(let path, let targetOrdinal):
-                try writeCarrier(path, entry: targetOrdinal, of: stacked, raw: raw)
-                report.entries += 1
-            }
-        }
-        try layer.finish()
-    }
-
-    /// Writes entry `ordinal` of `stacked` (a hard-link target a higher layer hid) at `path`, reading
-    /// the layer again up to it: the only case where a layer is read twice.
-    private func writeCarrier(_ path: String, entry ordinal: Int, of stacked: StackedLayer, raw: String) throws {
-        let layer = try stacked.open()
-        var current = -1
-        while let entry = try layer.next() {
-            current += 1
-            guard current == ordinal else { continue }
-            try write(entry, path: path, raw: raw, layer: layer)
-            return
-        }
-        throw BoxstackError(.invalidData, "\(stacked.description) changed while it was read; unpack again.")
+            })
     }
 
     private func refuse(_ name: String, _ layer: LayerReader, _ reason: String) -> BoxstackError {
