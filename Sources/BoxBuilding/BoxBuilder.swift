@@ -73,42 +73,36 @@ public enum BoxBuilder {
     /// the tarball is made at the fastest level.
     static let kisRuntimeConfiguration = "xz:\n  - options: -0 --threads=0\n"
 
-    /// Writes the catalog entry's three files and their `.sha256` files into `output`. Each file is
-    /// written under a temporary name and renamed, the checksum files last, so a reader never takes a
+    /// Writes the catalog entry's three files and their `.sha256` files into `output`. Each is staged
+    /// under a temporary name and committed, the checksum files last, so a reader never takes a
     /// half-written file for a published one.
     private static func publish(_ built: KisResult, as entry: BoxArchitecture, into output: String) throws -> [String: String] {
         try FileManager.default.makeDirectory(output)
-        let suffix = ".part-\(getpid())"
         let placed = [(built.kernel, entry.kernel), (built.initrd, entry.initrd), (built.filesystem, entry.disk)]
+        var files: [AtomicFile.Staged] = []
+        var checksums: [AtomicFile.Staged] = []
         var digests: [String: String] = [:]
         do {
             for (source, name) in placed {
-                let temporary = "\(output)/\(name)\(suffix)"
+                let file = try AtomicFile.Staged(for: "\(output)/\(name)")
+                files.append(file)
                 if name == entry.disk {
-                    try Subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", source, temporary]).check()
+                    try Subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", source, file.temporaryPath]).check()
                 } else {
-                    try Subprocess.run(["cp", "--", source, temporary]).check()
+                    try Subprocess.run(["cp", "--", source, file.temporaryPath]).check()
                 }
-                let digest = try ContentDigest.ofFile(temporary).digest
+                let digest = try ContentDigest.ofFile(file.temporaryPath).digest
                 digests[name] = digest.description
-                try Data("\(digest.hex)  \(name)\n".utf8).write(to: URL(fileURLWithPath: "\(output)/\(name).sha256\(suffix)"))
+                let checksum = try AtomicFile.Staged(for: "\(output)/\(name).sha256")
+                checksums.append(checksum)
+                try Data("\(digest.hex)  \(name)\n".utf8).write(to: URL(fileURLWithPath: checksum.temporaryPath))
             }
-            for (_, name) in placed { try rename("\(output)/\(name)\(suffix)", to: "\(output)/\(name)") }
-            for (_, name) in placed { try rename("\(output)/\(name).sha256\(suffix)", to: "\(output)/\(name).sha256") }
+            for staged in files + checksums { try staged.commit() }
         } catch {
-            for (_, name) in placed {
-                unlink("\(output)/\(name)\(suffix)")
-                unlink("\(output)/\(name).sha256\(suffix)")
-            }
+            for staged in files + checksums { staged.discard() }
             throw error
         }
         return digests
-    }
-
-    private static func rename(_ from: String, to: String) throws {
-        guard Foundation.rename(from, to) == 0 else {
-            throw BoxstackError(.permission, "cannot publish \(to): \(String(cString: strerror(errno))).")
-        }
     }
 }
 

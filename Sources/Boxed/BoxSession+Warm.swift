@@ -77,14 +77,16 @@ extension BoxSession {
         let ssh = try await waitForSSH(endpoint, domain: domain, deadline: .now + options.timeout)
         _ = try GuestAgent(session: ssh).hello()
         ssh.close()
-        let partial = slot.statePath + ".partial"
+        // libvirt creates the state file itself.
+        let state = try AtomicFile.Staged(for: slot.statePath, create: false)
         do {
-            try domain.domain.save(to: partial)
+            try domain.domain.save(to: state.temporaryPath)
         } catch let error as LibvirtCallError {
+            state.discard()
             throw WarmStartFallback(reason: "libvirt could not save the box: \(error.message)")
         }
         adopt(nil, warmSlot: slot)
-        try FileManager.default.moveItem(atPath: partial, toPath: slot.statePath)
+        try state.commit()
         let record = WarmImageRecord(
             uuid: maker.uuid ?? "", key: slot.key.hex, layout: WarmImageKey.layoutVersion, agentProtocol: GuestAgent.protocolVersion,
             boxFiles: Dictionary(

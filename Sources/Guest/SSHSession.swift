@@ -315,9 +315,7 @@ public final class SSHSession: @unchecked Sendable {
 func runCancellably<T: Sendable>(_ body: @escaping @Sendable (SSHCancellation) throws -> T) async throws -> T {
     let cancellation = SSHCancellation()
     return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try body(cancellation) }) }
-        }
+        try await runOnOwnThread { try body(cancellation) }
     } onCancel: {
         cancellation.cancel()
     }

@@ -133,19 +133,16 @@ public struct OCILayout: Sendable {
         guard errno == EXDEV else {
             throw BoxstackError(.permission, "cannot move \(source) to \(destination): \(String(cString: strerror(errno))).")
         }
-        let temporary = temporaryBlobPath()
+        // FileManager copies only onto a name that does not exist yet.
+        let staged = try AtomicFile.Staged(for: destination, create: false)
         do {
-            try FileManager.default.copyItem(atPath: source, toPath: temporary)
+            try FileManager.default.copyItem(atPath: source, toPath: staged.temporaryPath)
         } catch {
-            unlink(temporary)
+            staged.discard()
             throw BoxstackError(.permission, "cannot copy \(source) into \(path): \(error.localizedDescription).", cause: error)
         }
-        chmod(temporary, 0o644)
-        guard rename(temporary, destination) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw BoxstackError(.permission, "cannot move \(temporary) to \(destination): \(reason).")
-        }
+        chmod(staged.temporaryPath, 0o644)
+        try staged.commit()
         unlink(source)
         return (digest, size)
     }

@@ -40,16 +40,18 @@ extension RegistryClient {
         repository: String, digest: ContentDigest, size: Int64? = nil, to path: String,
         progress: (@Sendable (Int64) -> Void)? = nil
     ) async throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temporary = "\(directory.isEmpty ? "." : directory)/.\((path as NSString).lastPathComponent).\(UUID().uuidString).download"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let staged = try AtomicFile.Staged(for: path)
+        let temporary = staged.temporaryPath
+        let descriptor = open(temporary, O_WRONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
-            throw BoxstackError(.permission, "cannot create \(temporary): \(String(cString: strerror(errno))).")
+            let reason = String(cString: strerror(errno))
+            staged.discard()
+            throw BoxstackError(.permission, "cannot open \(temporary): \(reason).")
         }
-        var keep = false
+        var committed = false
         defer {
             close(descriptor)
-            if !keep { unlink(temporary) }
+            if !committed { staged.discard() }
         }
         let activity = "downloading the blob \(digest) of \(repository)"
         let (received, actual) = try await send(
@@ -97,10 +99,8 @@ extension RegistryClient {
                 .checksumMismatch,
                 "the blob \(digest) from \(registry)/\(repository) has \(received) bytes instead of \(size); nothing was stored.")
         }
-        guard rename(temporary, path) == 0 else {
-            throw BoxstackError(.permission, "cannot move \(temporary) to \(path): \(String(cString: strerror(errno))).")
-        }
-        keep = true
+        try staged.commit()
+        committed = true
     }
 
     /// Puts the blob in the file at `path` (of `size` bytes with `digest`) into `repository`.

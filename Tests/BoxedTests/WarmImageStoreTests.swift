@@ -87,7 +87,7 @@ import Testing
         made.release()
         let halfMade = try #require(try store.acquireSlot(for: key))
         try halfMade.clear()
-        try Data().write(to: URL(fileURLWithPath: halfMade.statePath + ".partial"))
+        _ = try AtomicFile.Staged(for: halfMade.statePath)
         #expect(halfMade.record == nil)
         halfMade.release()
         #expect(try store.acquireSlot(for: key)?.index == made.index)

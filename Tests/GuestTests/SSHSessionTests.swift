@@ -276,10 +276,3 @@ struct SSHSessionTests {
         #expect(intervals.map(\.0).max()! < intervals.map(\.1).min()!)
     }
 }
-
-/// Connecting blocks; keep it off the cooperative pool, which has one thread per core.
-func runOnOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-    }
-}
