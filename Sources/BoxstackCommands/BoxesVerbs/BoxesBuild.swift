@@ -46,12 +46,7 @@ struct BoxesBuild: AsyncParsableCommand {
             let outputDirectory = absolute(output ?? paths.builtBoxesDirectory + "/\(name)/\(arch)")
 
             let cache = BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment())
-            let builderBox = try await cache.ensure(
-                try catalog.box(named: options.box), arch: arch, checkForUpdates: !options.noUpdateCheck,
-                progress: ProgressBar.isTerminal)
-            if let notice = builderBox.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
-            var session = try options.sessionOptions(image: try BoxImage(builderBox))
-            session.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
+            let session = try options.sessionOptions(image: try await options.cachedImage(cache: cache))
             session.report("building the box \(name) for \(arch) from \(recipe.description.path) in the \(options.box) box")
             let work = paths.cacheDirectory + "/box-builds/\(name)-\(arch)-\(UUID().uuidString.prefix(8).lowercased())"
             let result = try await BoxBuilder.build(

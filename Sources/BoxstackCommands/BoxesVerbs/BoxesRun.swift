@@ -4,7 +4,6 @@ import Boxes
 import BoxstackCore
 import Foundation
 import Machine
-import Registry
 import Sharing
 
 /// `boxstack boxes run NAME [--exec COMMAND-LINE]`: boot a box, run one command through its agent, tear it down.
@@ -31,12 +30,7 @@ struct BoxesRun: AsyncParsableCommand {
         let box = group.root.box
         try group.root.refuseOptions(for: "boxes run", except: BoxOptions.sessionOptionNames)
         let code = try await reportingErrors { () -> Int32 in
-            let definition = try BoxCatalog.load().box(named: name)
-            let cached = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).ensure(
-                definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: !box.noUpdateCheck,
-                progress: ProgressBar.isTerminal)
-            var options = try box.sessionOptions(image: try BoxImage(cached))
-            options.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
+            let options = try box.sessionOptions(image: try await box.cachedImage(named: name))
             let started = ContinuousClock.now
             let session = try await BoxSession.start(options)
             defer {

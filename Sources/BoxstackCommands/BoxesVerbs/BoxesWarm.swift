@@ -1,9 +1,7 @@
 import ArgumentParser
 import Boxed
-import Boxes
 import BoxstackCore
 import Foundation
-import Registry
 
 /// `boxstack boxes warm NAME [--count N]`: make (or check) the warm images later runs of this box shape restore.
 struct BoxesWarm: AsyncParsableCommand {
@@ -32,13 +30,7 @@ struct BoxesWarm: AsyncParsableCommand {
         let box = group.root.box
         try group.root.refuseOptions(for: "boxes warm", except: BoxOptions.sessionOptionNames.subtracting(["--box-debug", "--cold"]))
         try await reportingErrors {
-            let definition = try BoxCatalog.load().box(named: name)
-            let cached = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).ensure(
-                definition, arch: box.requestedArch ?? hostArchitecture, checkForUpdates: !box.noUpdateCheck,
-                progress: ProgressBar.isTerminal)
-            var sessionOptions = try box.sessionOptions(image: try BoxImage(cached))
-            sessionOptions.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
-            let options = sessionOptions
+            let options = try box.sessionOptions(image: try await box.cachedImage(named: name))
             let started = ContinuousClock.now
             // Held together: each session holds its own slot, so `count` sessions fill `count` slots.
             let sessions = try await withThrowingTaskGroup(of: BoxSession.self) { group in
@@ -60,7 +52,8 @@ struct BoxesWarm: AsyncParsableCommand {
                     "\(count - warm) of \(count) runs of \(name) booted cold: no warm image could be made (the lines above say why).")
             }
             let seconds = (ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1)))
-            print("\(count) warm image(s) of \(name) (\(cached.arch)) ready after \(seconds) in \(WarmImageStore(paths: options.paths).directory)")
+            let directory = WarmImageStore(paths: options.paths).directory
+            print("\(count) warm image(s) of \(name) (\(options.image.architecture)) ready after \(seconds) in \(directory)")
         }
     }
 }

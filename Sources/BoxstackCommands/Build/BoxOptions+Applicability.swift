@@ -1,7 +1,10 @@
 import ArgumentParser
 import Boxed
+import Boxes
 import BoxstackCore
+import Foundation
 import Machine
+import Registry
 import Sharing
 
 extension BoxOptions {
@@ -57,7 +60,20 @@ extension BoxOptions {
         session.shares = try sharedPaths.map(SharedPath.existing)
         session.keepRunning = boxDebug
         session.warm = !cold
+        session.report = { FileHandle.standardError.write(Data("boxstack: \($0)\n".utf8)) }
         return session
+    }
+
+    /// The catalog's box `name` (the `--box` one when nil) in the requested architecture, fetched or
+    /// updated into `cache` as needed; the cache's notice (a source that cannot be reached and the
+    /// cached box used instead, say) goes to standard error.
+    func cachedImage(named name: String? = nil, cache: BoxCache? = nil) async throws -> BoxImage {
+        let definition = try BoxCatalog.load().box(named: name ?? box)
+        let cache = try cache ?? BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment())
+        let cached = try await cache.ensure(
+            definition, arch: requestedArch ?? hostArchitecture, checkForUpdates: !noUpdateCheck, progress: ProgressBar.isTerminal)
+        if let notice = cached.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
+        return try BoxImage(cached)
     }
 }
 

@@ -1,5 +1,4 @@
 import Boxed
-import Boxes
 import BoxstackCore
 import Foundation
 import Kiwi
@@ -17,8 +16,7 @@ struct BoxedBuildCommand {
         // Arguments first: a wrong KIWI option must never cost a download or a boot.
         let request = try KiwiBuildRequest.parse(
             kiwiArguments, currentDirectory: FileManager.default.currentDirectoryPath)
-        let image = try await resolveBox()
-        let session = try box.sessionOptions(image: image)
+        let session = try box.sessionOptions(image: try await box.cachedImage())
         var configuration = BoxedBuildConfiguration(session: session, request: request)
         configuration.kiwiType = box.type
         configuration.profiles = box.profile
@@ -27,16 +25,6 @@ struct BoxedBuildCommand {
         configuration.debug = box.boxDebug
         configuration.registryTimeouts = try RegistryTimeouts.fromEnvironment()
         return try await BoxedBuild.run(configuration)
-    }
-
-    /// The box from the catalog, fetched or updated into the cache as needed.
-    private func resolveBox() async throws -> BoxImage {
-        let definition = try BoxCatalog.load().box(named: box.box)
-        let arch = box.requestedArch ?? hostArchitecture
-        let cached = try await BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment()).ensure(
-            definition, arch: arch, checkForUpdates: !box.noUpdateCheck, progress: ProgressBar.isTerminal)
-        if let notice = cached.notice { FileHandle.standardError.write(Data("boxstack: \(notice)\n".utf8)) }
-        return try BoxImage(cached)
     }
 }
 
