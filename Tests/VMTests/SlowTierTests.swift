@@ -7,23 +7,31 @@ import Testing
 /// Under TCG this takes 20-40 minutes, so it runs only with BOXSTACK_SLOW_TESTS=1 (Scripts/test
 /// leaves the suite out otherwise rather than reporting it skipped).
 @Suite(.serialized) struct SlowTier {
-    /// Builds Tests/Fixtures/tiny-debian into `built` and keeps its root as the stash tiny-debian:1;
-    /// returns the names of the files built.
-    static func buildAndKeepTinyDebian(_ cli: BoxstackCLI) throws -> [String] {
+    /// Tests/Fixtures/tiny-debian built into `built` and kept as the stash tiny-debian:1, once per test
+    /// run, in one workspace that every test starting from it shares: a full build costs 20-40 minutes
+    /// under TCG. The tests that share it write to target directories of their own.
+    static let tinyDebianBase = Result { () throws -> BoxstackCLI in
+        let cli = try BoxstackCLI("slow-tiny-debian")
         let built = try cli.run([
             "--keep-root", "tiny-debian:1",
             "--", "--description", repositoryRoot + "/Tests/Fixtures/tiny-debian", "--target-dir", "built",
         ])
-        #expect(built.status == .terminated(code: 0), "\(built.errorOutput.suffix(3000))")
-        return try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
+        guard built.status == .terminated(code: 0) else {
+            throw BoxstackError(.internalError, "the tiny-debian base build failed: \(built.errorOutput.suffix(3000))")
+        }
+        return cli
+    }
+
+    static func builtFiles(_ cli: BoxstackCLI) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("built"))
     }
 
     @Test func buildKeepRootRebuildOfflineAndDeriveWithAPackage() throws {
-        let cli = try BoxstackCLI("slow-tier")
+        let cli = try Self.tinyDebianBase.get()
         let fixtures = repositoryRoot + "/Tests/Fixtures"
 
         // 1. Build, then keep the root.
-        let builtFiles = try Self.buildAndKeepTinyDebian(cli)
+        let builtFiles = try Self.builtFiles(cli)
         #expect(builtFiles.contains { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") }, "\(builtFiles)")
         let list = try cli.run(["stash", "--list", "--json"]).check().output
         #expect(list.contains("tiny-debian"))
@@ -54,25 +62,27 @@ import Testing
     /// A derived description (Tests/Fixtures/tiny-debian-derived) on a stashed tiny Debian: less added,
     /// ca-certificates removed, the version 1.1.0, with its own config.sh and root/ overlay.
     @Test func derivedDescriptionAddsAndRemovesAPackageAndChangesTheVersion() throws {
-        let cli = try BoxstackCLI("slow-derived")
+        let cli = try Self.tinyDebianBase.get()
 
-        // 1. The base: build, then keep the root (its description is stored in image/config.xml).
-        let builtFiles = try Self.buildAndKeepTinyDebian(cli)
+        // 1. The base: built, its root kept (its description is stored in image/config.xml).
+        let builtFiles = try Self.builtFiles(cli)
         let builtPackages = try #require(builtFiles.first { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".packages") })
         #expect(try String(contentsOfFile: cli.workspace.file("built/" + builtPackages), encoding: .utf8).contains("ca-certificates|"))
 
         // 2. The derived build names its base itself: no --stash.
-        let derived = try cli.run(["--", "--description", repositoryRoot + "/Tests/Fixtures/tiny-debian-derived", "--target-dir", "derived"])
+        let derived = try cli.run([
+            "--", "--description", repositoryRoot + "/Tests/Fixtures/tiny-debian-derived", "--target-dir", "derived-description",
+        ])
         #expect(derived.status == .terminated(code: 0), "\(derived.errorOutput.suffix(3000))")
-        let merged = try String(contentsOfFile: cli.workspace.file("derived/merged-description.xml"), encoding: .utf8)
+        let merged = try String(contentsOfFile: cli.workspace.file("derived-description/merged-description.xml"), encoding: .utf8)
         #expect(merged.contains("<version>1.1.0</version>"), "\(merged)")
-        let files = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("derived"))
+        let files = try FileManager.default.contentsOfDirectory(atPath: cli.workspace.file("derived-description"))
         let tarball = try #require(files.first { $0.hasPrefix("tiny-debian.x86_64-1.1.0") && $0.hasSuffix(".tar.xz") }, "\(files)")
         let packagesFile = try #require(files.first { $0.hasPrefix("tiny-debian.x86_64-1.1.0") && $0.hasSuffix(".packages") }, "\(files)")
-        let packages = try String(contentsOfFile: cli.workspace.file("derived/" + packagesFile), encoding: .utf8)
+        let packages = try String(contentsOfFile: cli.workspace.file("derived-description/" + packagesFile), encoding: .utf8)
         #expect(packages.contains("\nless|") || packages.hasPrefix("less|"), "\(packages)")
         #expect(!packages.contains("ca-certificates|"), "\(packages)")
-        let image = cli.workspace.file("derived/" + tarball)
+        let image = cli.workspace.file("derived-description/" + tarball)
         let listing = try Subprocess.run(["tar", "-tJf", image]).check().output
         #expect(listing.contains("usr/bin/less"))
         #expect(listing.contains("bin/bash"))
