@@ -130,7 +130,7 @@ private final class ChannelRun {
 
         var liveness = session.startLiveness()
         while !remoteClosed {
-            if cancellation?.isCancelled == true {
+            if cancellation?.isCancelled == true || session.closeRequested.value {
                 ssh_channel_request_send_signal(channel, "TERM")
                 ssh_channel_close(channel)
                 throw BoxstackError(.interrupted, "The remote command \"\(summary)\" was cancelled.")

@@ -93,8 +93,13 @@ public final class SSHSession: @unchecked Sendable {
     /// Keepalive requests sent so far (they are only sent while the connection is idle).
     public var keepalivesSent: Int { lock.withLock { keepalivesSentCount } }
 
-    /// Says goodbye to the server; later commands fail.
+    /// Set by `close` before it waits for the session: a command running on another thread polls it and
+    /// ends, so closing (a teardown on Ctrl-C, say) never waits for a build to finish.
+    let closeRequested = LockedBox(false)
+
+    /// Says goodbye to the server, ending a command that is still running; later commands fail.
     public func close() {
+        closeRequested.value = true
         lock.withLock {
             guard !isClosed else { return }
             isClosed = true

@@ -233,6 +233,27 @@ struct SSHSessionTests {
         server.stop()
     }
 
+    /// A teardown (on Ctrl-C) closes the session while a build still runs on another thread: closing
+    /// must end that command, not wait for it.
+    @Test("closing a session ends the command running on another thread")
+    func closeEndsARunningCommand() async throws {
+        let host = try SSHTestHost()
+        let session = try host.connect()
+        let output = LockedBox("")
+        let command = Task {
+            try await session.execute(
+                "echo started; exec sleep 120", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
+                onStderr: { _ in })
+        }
+        while output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        let closing = ContinuousClock.now
+        try await runOnOwnThread { session.close() }
+        let error = await #expect(throws: BoxstackError.self) { try await command.value }
+        #expect(error?.code == .interrupted)
+        #expect(ContinuousClock.now - closing < .seconds(60))
+        await #expect(throws: BoxstackError.self) { try await session.run("true") }
+    }
+
     @Test("cancelling an async command returns at once and leaves the session usable")
     func cancellationEndsCommand() async throws {
         let host = try SSHTestHost()
@@ -258,21 +279,24 @@ struct SSHSessionTests {
     @Test("several sessions run commands side by side")
     func parallelSessions() async throws {
         let host = try SSHTestHost()
-        let intervals = try await withThrowingTaskGroup(of: (Double, Double).self) { group in
+        let checkIns = try TemporaryDirectory("ssh-check-ins")
+        // Each command checks in, then waits for the other two: commands that ran one after the other
+        // would never see all three. Events, not the clock, so a loaded machine's slow logins cannot fail it.
+        let script = """
+            touch \(checkIns.path)/$$; for attempt in $(seq 1200); do \
+            [ $(ls \(checkIns.path) | wc -l) -ge 3 ] && { echo together; exit 0; }; sleep 0.1; done; echo alone
+            """
+        let answers = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<3 {
                 group.addTask {
                     let session = try await runOnOwnThread { try host.connect() }
-                    let output = try await session.run("date +%s.%N; sleep 1; date +%s.%N").output
-                    let times = output.split(separator: "\n").compactMap { Double($0) }
-                    return (times.first ?? 0, times.last ?? 0)
+                    return try await session.run(script).output
                 }
             }
-            var intervals: [(Double, Double)] = []
-            for try await interval in group { intervals.append(interval) }
-            return intervals
+            var answers: [String] = []
+            for try await answer in group { answers.append(answer) }
+            return answers
         }
-        #expect(intervals.count == 3)
-        // All three commands were running at the same moment.
-        #expect(intervals.map(\.0).max()! < intervals.map(\.1).min()!)
+        #expect(answers == ["together\n", "together\n", "together\n"])
     }
 }
