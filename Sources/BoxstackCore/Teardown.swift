@@ -10,8 +10,9 @@ import Foundation
 /// still registered and exits with 128+signal, so a Ctrl-C in the middle of a build destroys the
 /// domain and removes the run directory, and one in the middle of a stash or pull removes its
 /// temporary layout, before the process goes. (A SIGKILLed controller cannot clean
-/// up: its domain dies with its libvirt connection, and the next run or `boxstack gc` removes its run
-/// directory.)
+/// up: a cold-booted domain dies with its libvirt connection; a domain restored from a warm image,
+/// which libvirt cannot tie to the connection, and the run directory stay until the next run or
+/// `boxstack gc` removes them.)
 public final class TeardownRegistry: @unchecked Sendable {
     public static let shared = TeardownRegistry()
 
