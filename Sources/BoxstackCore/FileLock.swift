@@ -44,5 +44,10 @@ public final class FileLock: @unchecked Sendable {
         self.descriptor = descriptor
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        // Unlocked explicitly: a child forked by another thread holds a copy of the descriptor until it
+        // execs, and a close alone would leave the lock held by that copy for that long.
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
 }
