@@ -233,12 +233,9 @@ struct SSHSessionTests {
         server.stop()
     }
 
-    /// A teardown (on Ctrl-C) closes the session while a build still runs on another thread: closing
-    /// must end that command, not wait for it.
-    @Test("closing a session ends the command running on another thread")
-    func closeEndsARunningCommand() async throws {
-        let host = try SSHTestHost()
-        let session = try host.connect()
+    /// Starts a command that prints "started" and then sleeps for minutes, and returns once "started" has
+    /// arrived: waiting for the output itself holds however loaded the machine is.
+    private func startSleepingCommand(on session: SSHSession) async throws -> Task<BoxstackCore.ExitStatus, any Error> {
         let output = LockedBox("")
         let command = Task {
             try await session.execute(
@@ -246,6 +243,17 @@ struct SSHSessionTests {
                 onStderr: { _ in })
         }
         while output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(output.value == "started\n")
+        return command
+    }
+
+    /// A teardown (on Ctrl-C) closes the session while a build still runs on another thread: closing
+    /// must end that command, not wait for it.
+    @Test("closing a session ends the command running on another thread")
+    func closeEndsARunningCommand() async throws {
+        let host = try SSHTestHost()
+        let session = try host.connect()
+        let command = try await startSleepingCommand(on: session)
         let closing = ContinuousClock.now
         try await runOnOwnThread { session.close() }
         let error = await #expect(throws: BoxstackError.self) { try await command.value }
@@ -258,15 +266,7 @@ struct SSHSessionTests {
     func cancellationEndsCommand() async throws {
         let host = try SSHTestHost()
         let session = try host.connect()
-        let output = LockedBox("")
-        let task = Task {
-            try await session.execute(
-                "echo started; exec sleep 120", onStdout: { chunk in output.withValue { $0 += String(decoding: chunk, as: UTF8.self) } },
-                onStderr: { _ in })
-        }
-        // Waits for the output itself, however loaded the machine (the command sleeps for minutes).
-        while output.value.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(output.value == "started\n")
+        let task = try await startSleepingCommand(on: session)
         let cancelled = ContinuousClock.now
         task.cancel()
         let error = await #expect(throws: BoxstackError.self) { try await task.value }
