@@ -46,7 +46,7 @@ struct BoxesBuild: AsyncParsableCommand {
             let outputDirectory = absolute(output ?? paths.builtBoxesDirectory + "/\(name)/\(arch)")
 
             let cache = BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment())
-            let session = try options.sessionOptions(image: try await options.cachedImage(cache: cache))
+            let session = try options.sessionOptions(image: try await options.cachedImage(catalog: catalog, cache: cache))
             session.report("building the box \(name) for \(arch) from \(recipe.description.path) in the \(options.box) box")
             let work = paths.cacheDirectory + "/box-builds/\(name)-\(arch)-\(UUID().uuidString.prefix(8).lowercased())"
             let result = try await BoxBuilder.build(

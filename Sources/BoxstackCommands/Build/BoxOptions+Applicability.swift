@@ -64,11 +64,11 @@ extension BoxOptions {
         return session
     }
 
-    /// The catalog's box `name` (the `--box` one when nil) in the requested architecture, fetched or
-    /// updated into `cache` as needed; the cache's notice (a source that cannot be reached and the
-    /// cached box used instead, say) goes to standard error.
-    func cachedImage(named name: String? = nil, cache: BoxCache? = nil) async throws -> BoxImage {
-        let definition = try BoxCatalog.load().box(named: name ?? box)
+    /// The box `name` (the `--box` one when nil) of `catalog` (loaded when nil) in the requested
+    /// architecture, fetched or updated into `cache` as needed; the cache's notice (a source that cannot
+    /// be reached and the cached box used instead, say) goes to standard error.
+    func cachedImage(named name: String? = nil, catalog: BoxCatalog? = nil, cache: BoxCache? = nil) async throws -> BoxImage {
+        let definition = try (catalog ?? BoxCatalog.load()).box(named: name ?? box)
         let cache = try cache ?? BoxCache(registryTimeouts: try RegistryTimeouts.fromEnvironment())
         let cached = try await cache.ensure(
             definition, arch: requestedArch ?? hostArchitecture, checkForUpdates: !noUpdateCheck, progress: ProgressBar.isTerminal)
