@@ -19,10 +19,21 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     public func file(_ relative: String) -> String { path + "/" + relative }
 
-    deinit {
-        // Trees written by tests may hold read-only directories; make them removable first.
+    deinit { Self.remove(path) }
+
+    /// Removes a tree a test wrote; it may hold read-only directories, so they are made removable first.
+    public static func remove(_ path: String) {
         _ = try? Subprocess.run(["chmod", "-R", "u+rwX", path])
         try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Removes what earlier test runs left of directories made with `label` (a value that lives as long
+    /// as the test process is never released, so its directory outlives the run).
+    public static func removeLeftovers(of label: String) {
+        let temporary = NSTemporaryDirectory()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix(label + "-") {
+            remove((temporary as NSString).appendingPathComponent(name))
+        }
     }
 }
 

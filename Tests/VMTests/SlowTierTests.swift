@@ -9,8 +9,10 @@ import Testing
 @Suite(.serialized) struct SlowTier {
     /// Tests/Fixtures/tiny-debian built into `built` and kept as the stash tiny-debian:1, once per test
     /// run, in one workspace that every test starting from it shares: a full build costs 20-40 minutes
-    /// under TCG. The tests that share it write to target directories of their own.
+    /// under TCG. The tests that share it write to target directories of their own. A static is never
+    /// released, so the workspace outlives the run; the next run removes it before making its own.
     static let tinyDebianBase = Result { () throws -> BoxstackCLI in
+        TemporaryDirectory.removeLeftovers(of: "slow-tiny-debian")
         let cli = try BoxstackCLI("slow-tiny-debian")
         let built = try cli.run([
             "--keep-root", "tiny-debian:1",
@@ -30,7 +32,7 @@ import Testing
         let cli = try Self.tinyDebianBase.get()
         let fixtures = repositoryRoot + "/Tests/Fixtures"
 
-        // 1. Build, then keep the root.
+        // 1. The base: built, its root kept.
         let builtFiles = try Self.builtFiles(cli)
         #expect(builtFiles.contains { $0.hasPrefix("tiny-debian.x86_64-1.0.0") && $0.hasSuffix(".tar.xz") }, "\(builtFiles)")
         let list = try cli.run(["stash", "--list", "--json"]).check().output
