@@ -30,16 +30,19 @@ enum TestBox {
     }
 
     /// Options for a test run, with its own runs directory and cache so tests never touch the user's.
+    /// The cache is the test cache shared by the run's tests, or with `privateCache` one in `workspace`
+    /// that no other test touches (its warm images are this test's alone).
     static func options(
         image: BoxImage, workspace: TemporaryDirectory, sharing: ShareKind = .ninePee, shares: [SharedPath] = [],
-        timeout: Duration = .seconds(420)
+        timeout: Duration = .seconds(420), privateCache: Bool = false
     ) -> BoxSessionOptions {
         var options = BoxSessionOptions(image: image)
         options.sharing = sharing
         options.shares = shares
         options.timeout = timeout
         var environment = ProcessInfo.processInfo.environment
-        environment["BOXSTACK_CACHE_DIR"] = environment["BOXSTACK_TEST_CACHE_DIR"] ?? workspace.file("cache")
+        let sharedCache = privateCache ? nil : environment["BOXSTACK_TEST_CACHE_DIR"]
+        environment["BOXSTACK_CACHE_DIR"] = sharedCache ?? workspace.file("cache")
         environment["BOXSTACK_RUNS_DIR"] = workspace.file("runs")
         options.paths = Paths(environment: environment)
         return options

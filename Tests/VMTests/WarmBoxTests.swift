@@ -34,7 +34,9 @@ import Testing
 
     @Test func twoBoxesRestoredFromOneImageAreEachTheirRunsOwn() async throws {
         let workspace = try TemporaryDirectory("warm-identity")
-        let options = TestBox.options(image: try TestBox.image(), workspace: workspace)
+        // A cache of its own: in the shared test cache, suites running alongside take slots, and the two
+        // starts could restore different images.
+        let options = TestBox.options(image: try TestBox.image(), workspace: workspace, privateCache: true)
         var identities: [Identity] = []
         var domainNames: [String] = []
         for _ in 0..<2 {
@@ -93,8 +95,7 @@ import Testing
 
     @Test func aCorruptWarmImageIsDiscardedAndTheBoxBootsColdWithANotice() async throws {
         let workspace = try TemporaryDirectory("warm-corrupt")
-        var options = TestBox.options(image: try TestBox.image(), workspace: workspace)
-        options.paths = Paths(environment: ["BOXSTACK_CACHE_DIR": workspace.file("cache"), "BOXSTACK_RUNS_DIR": workspace.file("runs")])
+        var options = TestBox.options(image: try TestBox.image(), workspace: workspace, privateCache: true)
         let first = try await BoxSession.start(options)
         let domainName = try #require(first.domain?.name)
         first.shutdown()
