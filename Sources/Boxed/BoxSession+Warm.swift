@@ -9,7 +9,7 @@ import Sharing
 /// shares and run directory, and makes the restored guest its own before anything runs in it.
 extension BoxSession {
     /// The seed files that make a box this run's own besides its keys: hostname, machine-id and host
-    /// entropy. A cold boot installs them at boot, a warm start through the agent's `resume`.
+    /// entropy. A cold boot installs them at boot, a warm start through the resume port.
     static func writeRunIdentity(into runDirectory: RunDirectory) throws {
         var generator = SystemRandomNumberGenerator()
         let machineID = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
@@ -24,6 +24,8 @@ extension BoxSession {
     /// restored (then it is discarded and the user told in one line). A box that fails to boot while its
     /// image is made fails the run as a cold boot would: booting it again would not help.
     func startWarm(_ spec: DomainSpec) async throws -> Bool {
+        var spec = spec
+        spec.serialChannel = SerialChannel(socketPath: runDirectory.resumeSocketPath, portName: ResumeChannel.portName)
         let key = WarmImageKey(image: options.image, spec: spec, agentProtocol: GuestAgent.protocolVersion)
         guard let slot = try WarmImageStore(paths: options.paths).acquireSlot(for: key) else {
             options.report("every warm slot of this box shape is in use, so this box boots cold")
@@ -49,9 +51,10 @@ extension BoxSession {
         return true
     }
 
-    /// Boots the box cold under the slot's name with a key pair of the image's own, waits for its agent and
-    /// saves it, with the disk as it is at that moment, into the slot. Nothing of the run is in it: the
-    /// run's shares are mounted only after the restore, and its keys are installed then.
+    /// Boots the box cold under the slot's name with keys of the image's own (thrown away after the
+    /// save), waits for its agent, starts its resume listener and saves it, with the disk as it is at that
+    /// moment, into the slot. Nothing of the run is in it: the run's shares are mounted only after the
+    /// restore, and its keys are installed then.
     private func makeWarmImage(_ spec: DomainSpec, in slot: WarmSlot) async throws -> WarmImageRecord {
         try slot.clear()
         options.report(
@@ -61,7 +64,7 @@ extension BoxSession {
         try FileManager.default.makeDirectory(seed, mode: 0o700)
         defer { try? FileManager.default.removeItem(atPath: seed) }
         let hostKey = try SSHKeyPair.generateEd25519(privateKeyPath: seed + "/ssh_host_ed25519_key", comment: "boxstack-warm-guest")
-        let clientKey = try SSHKeyPair.generateEd25519(privateKeyPath: slot.clientKeyPath, comment: "boxstack-warm-controller")
+        let clientKey = try SSHKeyPair.generateEd25519(privateKeyPath: seed + "/client_ed25519", comment: "boxstack-warm-controller")
         try Data((clientKey.publicKey + "\n").utf8).writeAtomically(to: seed + "/authorized_keys", mode: 0o600)
         try DiskOverlay.create(base: options.image.disk, at: slot.diskPath)
 
@@ -75,8 +78,15 @@ extension BoxSession {
         adopt(domain, warmSlot: slot)
         let endpoint = SSHEndpoint(port: domain.sshPort ?? 0, privateKeyPath: clientKey.privateKeyPath, hostKey: hostKey.publicKey)
         let ssh = try await waitForSSH(endpoint, domain: domain, deadline: .now + options.timeout)
-        _ = try GuestAgent(session: ssh).hello()
-        ssh.close()
+        do {
+            defer { ssh.close() }
+            let agent = GuestAgent(session: ssh)
+            _ = try agent.hello()
+            try agent.awaitResume()
+            try ResumeChannel(socketPath: runDirectory.resumeSocketPath).ping(deadline: .now + .seconds(60))
+        } catch let error as BoxstackError where error.code != .interrupted {
+            throw WarmStartFallback(reason: error.message)
+        }
         // libvirt creates the state file itself.
         let state = try AtomicFile.Staged(for: slot.statePath, create: false)
         do {
@@ -93,15 +103,15 @@ extension BoxSession {
                 uniqueKeysWithValues: [options.image.kernel, options.image.initrd, options.image.disk].map {
                     ($0, WarmImageStore.fingerprint(of: $0))
                 }),
-            hostPublicKey: hostKey.publicKey, created: Date())
+            created: Date())
         try slot.writeRecord(record)
         return record
     }
 
-    /// Restores the slot's guest with the run's overlay (on the slot's disk), port, shares and console,
-    /// then, logged in with the image's key, has the agent install the run's seed, set the clock and
-    /// reseed the random generator; the session then logs in again with the run's own key, pinning the
-    /// run's own host key, so nothing of the image's keys is trusted after that.
+    /// Restores the slot's guest with the run's overlay (on the slot's disk), port, shares, console and
+    /// resume port; sends the run's clock and seed through that port, where the guest's listener sets the
+    /// clock, installs the run's keys, hostname, machine-id and entropy and reseeds its random generator;
+    /// then logs in with the run's own key, pinning the run's own host key. No key of the image is used.
     private func restore(_ spec: DomainSpec, from slot: WarmSlot, record: WarmImageRecord) async throws {
         try DiskOverlay.create(base: slot.diskPath, at: runDirectory.overlayPath)
         var run = spec
@@ -116,11 +126,12 @@ extension BoxSession {
         do {
             let domain = try DomainLauncher.restore(run, from: slot.statePath, on: connection)
             adopt(domain, warmSlot: slot)
-            let warmEndpoint = SSHEndpoint(port: domain.sshPort ?? 0, privateKeyPath: slot.clientKeyPath, hostKey: record.hostPublicKey)
-            let warmSession = try await waitForSSH(warmEndpoint, domain: domain, deadline: .now + min(options.timeout, .seconds(60)))
-            defer { warmSession.close() }
-            try GuestAgent(session: warmSession).resume(clock: Date())
-            try await logIn(deadline: .now + min(options.timeout, .seconds(60)))
+            let deadline = ContinuousClock.now + min(options.timeout, .seconds(60))
+            try await runOnOwnThread {
+                try ResumeChannel(socketPath: self.runDirectory.resumeSocketPath)
+                    .resume(clock: Date(), seedDirectory: self.runDirectory.seedDirectory, deadline: deadline)
+            }
+            try await logIn(deadline: deadline)
         } catch let error as BoxstackError where error.code != .interrupted {
             throw WarmStartFallback(reason: error.message)
         }

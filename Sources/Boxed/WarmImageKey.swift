@@ -13,7 +13,7 @@ public struct WarmImageKey: Sendable, Equatable {
     public let hex: String
 
     /// Raised whenever `DomainSpec` or the warm start changes what a saved guest depends on.
-    static let layoutVersion = 1
+    static let layoutVersion = 2
 
     public init(image: BoxImage, spec: DomainSpec, agentProtocol: Int) {
         var shape = spec
@@ -25,6 +25,7 @@ public struct WarmImageKey: Sendable, Equatable {
         shape.disk = spec.disk.map { _ in "disk" }
         shape.consoleLog = "console"
         shape.network?.sshHostPort = 0
+        shape.serialChannel?.socketPath = "socket"
         shape.ninePFilesystems = spec.ninePFilesystems.map { NinePFilesystem(hostPath: "share", tag: $0.tag, readOnly: $0.readOnly) }
         let lines = [
             "layout=\(Self.layoutVersion)",

@@ -16,14 +16,11 @@ struct WarmImageRecord: Codable, Equatable {
     var agentProtocol: Int
     /// `WarmImageStore.fingerprint` of the kernel, initrd and disk the image was made from.
     var boxFiles: [String: String]
-    /// The guest's host key while it was saved (the run replaces it at once).
-    var hostPublicKey: String
     var created: Date
 }
 
 /// The user's warm images: `<cache>/warm/<key>/slot-<n>/` with the saved guest (`state`), the disk as
-/// it was at that moment (`disk.qcow2`, an overlay on the box disk), the key the controller logs in with
-/// right after a restore, and `warm.json`. `slot-<n>.lock` is held by the run using the slot.
+/// it was at that moment (`disk.qcow2`, an overlay on the box disk) and `warm.json`. `slot-<n>.lock` is held by the run using the slot.
 ///
 /// libvirt restores a saved guest only under the name and UUID it was saved with, so one image serves
 /// one run at a time: concurrent runs of one box shape each take a slot of their own.
@@ -131,7 +128,6 @@ final class WarmSlot: @unchecked Sendable {
     var lockPath: String { directory + ".lock" }
     var statePath: String { directory + "/state" }
     var diskPath: String { directory + "/disk.qcow2" }
-    var clientKeyPath: String { directory + "/client_ed25519" }
     var recordPath: String { directory + "/warm.json" }
     /// The name every domain of this slot has: libvirt restores only under the saved name.
     var domainName: String { "\(RunDirectory.domainPrefix)warm-\(key.hex.prefix(12))-\(index)" }
@@ -139,7 +135,7 @@ final class WarmSlot: @unchecked Sendable {
     /// The finished image's record, or nil when the slot holds none (or one of another key).
     var record: WarmImageRecord? {
         guard let record = Self.readRecord(in: directory), record.key == key.hex,
-            [statePath, diskPath, clientKeyPath].allSatisfy(FileManager.default.fileExists(atPath:))
+            [statePath, diskPath].allSatisfy(FileManager.default.fileExists(atPath:))
         else { return nil }
         return record
     }

@@ -18,6 +18,12 @@ public enum FileDescriptor {
         writeAll(bytes) { pwrite(descriptor, $0, $1, off_t(position) + off_t(bytes.count - $1)) }
     }
 
+    /// Writes all of `bytes` to the socket `descriptor` with `MSG_NOSIGNAL`: a peer that hung up is the
+    /// error EPIPE, not a SIGPIPE that ends the process. Returns 0 or the errno that stopped it.
+    public static func sendAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Int32 {
+        writeAll(bytes) { send(descriptor, $0, $1, Int32(MSG_NOSIGNAL)) }
+    }
+
     /// Calls `write(pointer, remaining)` until every byte is written.
     private static func writeAll(_ bytes: UnsafeRawBufferPointer, _ write: (UnsafeRawPointer, Int) -> Int) -> Int32 {
         guard let base = bytes.baseAddress else { return 0 }

@@ -20,7 +20,7 @@ public struct GuestAgentHello: Sendable, Equatable {
 /// `boxstack-agent VERB ARGS...` command line on its own exec channel of an `SSHSession`.
 public struct GuestAgent: Sendable {
     /// The protocol version this controller speaks; `hello` refuses any other.
-    public static let protocolVersion = 3
+    public static let protocolVersion = 4
 
     public let session: SSHSession
     /// How the agent is invoked: `["boxstack-agent"]` in a box (it is on root's PATH).
@@ -78,11 +78,10 @@ public struct GuestAgent: Sendable {
         return GuestAgentHello(agentVersion: version, architecture: fields["arch"] ?? "unknown", kiwiVersion: kiwi)
     }
 
-    /// Makes a box restored from a warm image this run's own: sets its clock to `clock`, installs the
-    /// run's seed from the seed share (keys, hostname, machine-id, entropy) and reseeds its random generator.
-    public func resume(clock: Date) throws {
-        let seconds = clock.timeIntervalSince1970
-        try check("resume", [String(format: "%.6f", seconds)], failure: "Making the restored box this run's own failed")
+    /// Starts the box's resume listener, which waits on the resume port for the run that restores the
+    /// box from a warm image (`ResumeChannel`); called just before the box is saved as one.
+    public func awaitResume() throws {
+        try check("await-resume", [], failure: "Starting the box's resume listener failed")
     }
 
     /// Mounts the 9p share `tag` at `directory` in the box (created if missing).

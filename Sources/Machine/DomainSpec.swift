@@ -31,6 +31,18 @@ public struct VhostUserFilesystem: Sendable, Equatable {
     }
 }
 
+/// A virtio-serial port whose host end is a Unix socket QEMU listens on (`<channel type='unix'>`).
+public struct SerialChannel: Sendable, Equatable {
+    public var socketPath: String
+    /// The port's name in the guest: `/dev/virtio-ports/<portName>`.
+    public var portName: String
+
+    public init(socketPath: String, portName: String) {
+        self.socketPath = socketPath
+        self.portName = portName
+    }
+}
+
 /// User-mode (slirp) networking with the guest's SSH port forwarded to 127.0.0.1 only.
 public struct UserNetwork: Sendable, Equatable {
     /// The host port on 127.0.0.1 that reaches the guest's port 22.
@@ -78,6 +90,9 @@ public struct DomainSpec: Sendable, Equatable {
     public var network: UserNetwork?
     public var ninePFilesystems: [NinePFilesystem]
     public var vhostUserFilesystems: [VhostUserFilesystem]
+    /// The Unix socket QEMU listens on for the virtio-serial port `portName` (a warm box's resume port,
+    /// Docs/warm-boxes.md); nil for none.
+    public var serialChannel: SerialChannel?
     /// `--machine`: replaces the architecture's machine type.
     public var machineOverride: String?
     /// `--cpu`: replaces the CPU chosen from the architecture and accelerator.
@@ -87,7 +102,7 @@ public struct DomainSpec: Sendable, Equatable {
         name: String, architecture: MachineArchitecture, accelerator: Accelerator, memoryMiB: Int = 2048, vcpus: Int = 2,
         kernel: String?, initrd: String?, kernelCommandLine: String? = nil, disk: String?, consoleLog: String,
         network: UserNetwork?, ninePFilesystems: [NinePFilesystem] = [], vhostUserFilesystems: [VhostUserFilesystem] = [],
-        machineOverride: String? = nil, cpuOverride: CPUModel? = nil
+        serialChannel: SerialChannel? = nil, machineOverride: String? = nil, cpuOverride: CPUModel? = nil
     ) {
         self.name = name
         self.architecture = architecture
@@ -102,6 +117,7 @@ public struct DomainSpec: Sendable, Equatable {
         self.network = network
         self.ninePFilesystems = ninePFilesystems
         self.vhostUserFilesystems = vhostUserFilesystems
+        self.serialChannel = serialChannel
         self.machineOverride = machineOverride
         self.cpuOverride = cpuOverride
     }
@@ -170,6 +186,11 @@ public struct DomainSpec: Sendable, Equatable {
         let console = devices.append("console", attributes: ["type": "file"])
         console.append("source", attributes: ["path": consoleLog, "append": "on"])
         console.append("target", attributes: ["type": architecture.consoleTargetType ?? "serial", "port": "0"])
+        if let serialChannel {
+            let channel = devices.append("channel", attributes: ["type": "unix"])
+            channel.append("source", attributes: ["mode": "bind", "path": serialChannel.socketPath])
+            channel.append("target", attributes: ["type": "virtio", "name": serialChannel.portName])
+        }
         let rng = devices.append("rng", attributes: ["model": "virtio"])
         rng.append("backend", text: "/dev/urandom", attributes: ["model": "random"])
         devices.append("memballoon", attributes: ["model": "none"])

@@ -51,8 +51,10 @@ public final class RunDirectory: @unchecked Sendable {
     public var seedDirectory: String { path + "/seed" }
     /// The controller's own key pair and other secrets that never enter the guest.
     public var keysDirectory: String { path + "/keys" }
-    /// Unix sockets (virtiofsd).
+    /// Unix sockets (virtiofsd, the resume port).
     public var socketsDirectory: String { path + "/sockets" }
+    /// The host end of a warm box's resume port (Docs/warm-boxes.md).
+    public var resumeSocketPath: String { socketsDirectory + "/resume.sock" }
 
     /// Marks the run as kept on purpose (`--box-debug`): garbage collection leaves it alone for as long
     /// as its domain runs, although its controller is gone.

@@ -105,7 +105,7 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: share.hostPath) else {
             throw BoxstackError(.notFound, "the shared path \(share.hostPath) does not exist.")
         }
-        let listener = try UnixListener(path: socketPath(index))
+        let listener = try UnixSocket.listen(at: socketPath(index))
         defer { listener.close() }
         let logPath = "\(socketsDirectory)/virtiofsd\(index).log"
         guard FileManager.default.createFile(atPath: logPath, contents: nil, attributes: [.posixPermissions: 0o600]),
@@ -143,36 +143,4 @@ public final class VirtiofsShareBackend: ShareBackend, @unchecked Sendable {
         for process in running where process.status == nil { kill(process.pid, SIGTERM) }
         for process in running { process.finish(grace: .seconds(2)) }
     }
-}
-
-/// A listening Unix socket, bound by the controller and handed to a child as its standard input.
-struct UnixListener {
-    let descriptor: Int32
-
-    init(path: String) throws {
-        var address = sockaddr_un()
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
-            throw BoxstackError(
-                .invalidArgument, "the socket path \(path) is longer than \(capacity - 1) bytes; use a shorter cache or runtime directory.")
-        }
-        unlink(path)
-        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw BoxstackError(.permission, "cannot create a Unix socket: \(String(cString: strerror(errno))).") }
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (offset, byte) in path.utf8.enumerated() { buffer[offset] = byte }
-        }
-        let length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 }
-        }
-        guard bound, listen(descriptor, 1) == 0 else {
-            let reason = String(cString: strerror(errno))
-            Glibc.close(descriptor)
-            throw BoxstackError(.permission, "cannot listen on \(path): \(reason).")
-        }
-    }
-
-    func close() { Glibc.close(descriptor) }
 }

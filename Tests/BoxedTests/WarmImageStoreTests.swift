@@ -26,7 +26,8 @@ import Testing
             name: "boxstack-\(run)", architecture: .x86_64, accelerator: .tcg, memoryMiB: memoryMiB, vcpus: 2,
             kernel: image.kernel, initrd: image.initrd, disk: "/runs/\(run)/overlay.qcow2", consoleLog: "/runs/\(run)/console.log",
             network: UserNetwork(sshHostPort: port),
-            ninePFilesystems: tags.map { NinePFilesystem(hostPath: "/runs/\(run)/\($0)", tag: $0) })
+            ninePFilesystems: tags.map { NinePFilesystem(hostPath: "/runs/\(run)/\($0)", tag: $0) },
+            serialChannel: SerialChannel(socketPath: "/runs/\(run)/sockets/resume.sock", portName: "org.boxstack.resume"))
     }
 
     private var store: WarmImageStore {
@@ -49,6 +50,8 @@ import Testing
         kvm.accelerator = .kvm
         var offline = spec()
         offline.network?.offline = true
+        var noResumePort = spec()
+        noResumePort.serialChannel = nil
         var digests = image
         digests.fileDigests = ["sha256:1", "sha256:2", "sha256:3"]
         let others = [
@@ -58,6 +61,7 @@ import Testing
             WarmImageKey(image: image, spec: otherMachine, agentProtocol: 3),
             WarmImageKey(image: image, spec: kvm, agentProtocol: 3),
             WarmImageKey(image: image, spec: offline, agentProtocol: 3),
+            WarmImageKey(image: image, spec: noResumePort, agentProtocol: 3),
             WarmImageKey(image: image, spec: spec(), agentProtocol: 4),
             WarmImageKey(image: digests, spec: spec(), agentProtocol: 3),
         ]
@@ -131,12 +135,12 @@ import Testing
 
     private func fill(_ slot: WarmSlot, key: WarmImageKey, diskFingerprint: String? = nil) throws {
         try slot.clear()
-        for path in [slot.statePath, slot.diskPath, slot.clientKeyPath] { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
+        for path in [slot.statePath, slot.diskPath] { try Data("x".utf8).write(to: URL(fileURLWithPath: path)) }
         var files = Dictionary(uniqueKeysWithValues: [image.kernel, image.initrd, image.disk].map { ($0, WarmImageStore.fingerprint(of: $0)) })
         if let diskFingerprint { files[image.disk] = diskFingerprint }
         try slot.writeRecord(
             WarmImageRecord(
                 uuid: UUID().uuidString, key: key.hex, layout: WarmImageKey.layoutVersion, agentProtocol: GuestAgent.protocolVersion,
-                boxFiles: files, hostPublicKey: "ssh-ed25519 AAAA", created: Date()))
+                boxFiles: files, created: Date()))
     }
 }

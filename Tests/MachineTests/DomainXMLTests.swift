@@ -11,9 +11,12 @@ struct DomainVariant: CustomTestStringConvertible, Sendable {
     var sharing: ShareKind
     var offline = false
     var accelerator = Accelerator.tcg
+    /// A warm box's domain: it has the resume port.
+    var warm = false
 
     var name: String {
         "\(architecture.name)-\(sharing.rawValue)" + (offline ? "-offline" : "") + (accelerator == .kvm ? "-kvm" : "")
+            + (warm ? "-warm" : "")
     }
     var testDescription: String { name }
 
@@ -23,10 +26,12 @@ struct DomainVariant: CustomTestStringConvertible, Sendable {
         DomainVariant(architecture: .x86_64, sharing: .sshfs),
         DomainVariant(architecture: .x86_64, sharing: .ninePee, offline: true),
         DomainVariant(architecture: .x86_64, sharing: .ninePee, accelerator: .kvm),
+        DomainVariant(architecture: .x86_64, sharing: .ninePee, warm: true),
         DomainVariant(architecture: .aarch64, sharing: .ninePee),
         DomainVariant(architecture: .aarch64, sharing: .virtiofs),
         DomainVariant(architecture: .aarch64, sharing: .sshfs),
         DomainVariant(architecture: .aarch64, sharing: .ninePee, offline: true),
+        DomainVariant(architecture: .aarch64, sharing: .sshfs, warm: true),
     ]
 
     /// The spec a run with fixed paths would produce: no random ids, so the XML is stable.
@@ -39,6 +44,7 @@ struct DomainVariant: CustomTestStringConvertible, Sendable {
             disk: "\(run)/overlay.qcow2", consoleLog: "\(run)/console.log",
             network: UserNetwork(sshHostPort: 40022, offline: offline),
             ninePFilesystems: [SeedShare.filesystem(hostDirectory: "\(run)/seed")])
+        if warm { spec.serialChannel = SerialChannel(socketPath: "\(run)/sockets/resume.sock", portName: "org.boxstack.resume") }
         let shares = [SharedPath(hostPath: "/home/user/description"), SharedPath(hostPath: "/home/user/target")]
         let backend: any ShareBackend =
             switch sharing {
@@ -81,6 +87,14 @@ struct DomainVariant: CustomTestStringConvertible, Sendable {
         let offline = DomainVariant(architecture: .x86_64, sharing: .ninePee, offline: true).spec().xml()
         #expect(!online.contains("restrict=on"))
         #expect(offline.contains("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22"))
+    }
+
+    @Test func aWarmBoxHasItsResumePortOnASocketQEMUListensOn() {
+        let xml = DomainVariant(architecture: .x86_64, sharing: .ninePee, warm: true).spec().xml()
+        #expect(xml.contains("<channel type=\"unix\">"))
+        #expect(xml.contains("<source mode=\"bind\" path=\"/home/user/.cache/boxstack/runs/0123456789ab/sockets/resume.sock\"/>"))
+        #expect(xml.contains("<target type=\"virtio\" name=\"org.boxstack.resume\"/>"))
+        #expect(!DomainVariant(architecture: .x86_64, sharing: .ninePee).spec().xml().contains("<channel"))
     }
 
     @Test func seedShareIsReadOnlyMapped9p() {
