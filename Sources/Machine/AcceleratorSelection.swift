@@ -47,13 +47,27 @@ public struct AcceleratorSelector: Sendable {
             return tcg("the \(architecture) guest runs under TCG emulation on this \(MachineArchitecture.host) host, which is slower")
         }
         guard access(kvmDevice, R_OK | W_OK) == 0 else {
-            let reason = FileManager.default.fileExists(atPath: kvmDevice) ? "is not usable by this user" : "does not exist"
-            return tcg("\(kvmDevice) \(reason), so the box runs under TCG emulation, which is slower (add yourself to group kvm to fix it)")
+            return tcg("\(kvmDevice) \(Self.whyUnusable(kvmDevice)), so the box runs under TCG emulation, which is slower")
         }
         if kvmBootsGuests(architecture: architecture, kernel: probeKernel) { return AcceleratorChoice(accelerator: .kvm, notice: nil) }
         return tcg(
             "\(kvmDevice) exists but a probe guest did not boot under KVM within \(probeTimeoutSeconds) s, so the box runs under TCG emulation, which is slower"
         )
+    }
+
+    /// Why this user cannot open `device` read-write, and what fixes it.
+    public static func whyUnusable(_ device: String) -> String {
+        var info = stat()
+        guard stat(device, &info) == 0 else {
+            return "does not exist (the kvm module is not loaded, or this machine has no hardware virtualization)"
+        }
+        let mode = String(info.st_mode & 0o777, radix: 8)
+        let group = getgrgid(info.st_gid).map { String(cString: $0.pointee.gr_name) } ?? String(info.st_gid)
+        if info.st_mode & 0o060 == 0o060 {
+            return "is not usable by this user (add yourself to group \(group) and log in again to fix it)"
+        }
+        return
+            "is not usable by this user (mode \(mode), group \(group): only its owner can use it; give group kvm read-write access, as udev's rule KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\" does, and join that group)"
     }
 
     private func tcg(_ notice: String) -> AcceleratorChoice {

@@ -28,8 +28,22 @@ import Testing
         #expect(choice.accelerator == .tcg)
         #expect(
             choice.notice
-                == "notice: /nonexistent/kvm does not exist, so the box runs under TCG emulation, which is slower (add yourself to group kvm to fix it)."
+                == "notice: /nonexistent/kvm does not exist (the kvm module is not loaded, or this machine has no hardware virtualization), so the box runs under TCG emulation, which is slower."
         )
+    }
+
+    /// Joining the device's group helps only when the group may read and write it.
+    @Test func theNoticeSaysWhatMakesTheDeviceUsable() throws {
+        let directory = try TemporaryDirectory("accel")
+        let device = directory.file("kvm")
+        try Data().write(to: URL(fileURLWithPath: device))
+        chmod(device, 0o660)
+        let groupName = String(cString: try #require(getgrgid(getgid())).pointee.gr_name)
+        #expect(AcceleratorSelector.whyUnusable(device) == "is not usable by this user (add yourself to group \(groupName) and log in again to fix it)")
+        chmod(device, 0o600)
+        let ownerOnly = AcceleratorSelector.whyUnusable(device)
+        #expect(ownerOnly.contains("mode 600, group \(groupName): only its owner can use it"))
+        #expect(ownerOnly.contains(#"MODE="0660""#))
     }
 
     /// The probe's verdict is cached per host boot, so later runs pay nothing for it.
