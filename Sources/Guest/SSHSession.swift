@@ -27,9 +27,10 @@ public struct SSHEndpoint: Sendable, Hashable, CustomStringConvertible {
 public struct SSHSessionOptions: Sendable {
     /// Bounds one connection attempt (TCP connect, key exchange, login) and each blocking SSH request.
     public var requestTimeout: Duration
-    /// How long a fresh TCP connection may stay silent before it is dropped and tried again. QEMU's
+    /// How long a connection attempt may stay silent before it is dropped and tried again. QEMU's
     /// user-mode network accepts connections before the guest's sshd listens, so silence is common
-    /// while a box boots; the wait doubles after each silent try, up to `requestTimeout`.
+    /// while a box boots; the wait doubles after each silent try, up to `requestTimeout`, and fresh
+    /// connections are opened meanwhile (`ServerSocket`).
     public var bannerTimeout: Duration
     /// After this long without any byte from the server, a keepalive request is sent.
     public var keepaliveInterval: Duration

@@ -6,7 +6,17 @@ import Foundation
 /// QEMU's user-mode network accepts a forwarded connection before the guest listens, then resets
 /// it or leaves it silent. Waiting for the first byte (the SSH banner) with our own short timeout
 /// tells a booting box from a ready one before libssh starts its handshake.
+///
+/// A silent connection is one whose SYN the user-mode network keeps sending to a guest that does not
+/// answer yet, with a growing backoff (3 s, then 6, 12...): it reaches an sshd that has just started
+/// seconds late. So while the first connection stays silent, a fresh one is opened every
+/// `probeInterval`, and the first connection whose server speaks is used. The first one is kept to
+/// the end, for a server that is only slow to answer.
 enum ServerSocket {
+    static let probeInterval: Duration = .seconds(1)
+    /// Silent connections held at once: the first, and the freshest probes.
+    static let maximumPending = 4
+
     static func open(
         host: String, port: Int, connectTimeout: Duration, bannerTimeout: Duration
     ) throws(SSHSession.AttemptFailure) -> Int32 {
@@ -21,20 +31,63 @@ enum ServerSocket {
         }
         defer { freeaddrinfo(found) }
 
-        let descriptor = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let deadline = ContinuousClock.now + bannerTimeout
+        var pending: [Int32] = []
+        defer { for descriptor in pending { close(descriptor) } }
+        var nextProbe = ContinuousClock.now
+        while true {
+            let now = ContinuousClock.now
+            if now >= nextProbe && now < deadline {
+                if pending.count == maximumPending { close(pending.remove(at: 1)) }
+                pending.append(try connected(to: address.pointee, timeout: connectTimeout))
+                nextProbe = now + probeInterval
+            }
+            guard !pending.isEmpty else { throw .retryable("the connection was closed before the SSH banner", silent: false) }
+            let until = min(nextProbe, deadline)
+            guard let (index, spoke) = try firstReadable(pending, timeout: until - ContinuousClock.now) else {
+                if ContinuousClock.now >= deadline {
+                    throw .retryable("the connection stayed silent for \(Int(bannerTimeout.seconds)) s (no SSH banner)", silent: true)
+                }
+                continue
+            }
+            let descriptor = pending.remove(at: index)
+            guard spoke else {
+                close(descriptor)
+                continue
+            }
+            var noDelay: Int32 = 1
+            setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
+            return descriptor
+        }
+    }
+
+    /// A new connection to `address`.
+    private static func connected(to address: addrinfo, timeout: Duration) throws(SSHSession.AttemptFailure) -> Int32 {
+        let descriptor = socket(address.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else {
             throw .permanent(BoxstackError(.internalError, "Cannot create a socket: \(String(cString: strerror(errno)))."))
         }
         do {
-            try connect(descriptor, to: address.pointee, timeout: connectTimeout)
-            try awaitFirstByte(descriptor, timeout: bannerTimeout)
-            var noDelay: Int32 = 1
-            setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
+            try connect(descriptor, to: address, timeout: timeout)
             return descriptor
         } catch {
             close(descriptor)
             throw error
         }
+    }
+
+    /// The first of `descriptors` with something to read within `timeout`, and whether that is a byte
+    /// (the server spoke) rather than the end of the connection; nil when none became readable.
+    private static func firstReadable(_ descriptors: [Int32], timeout: Duration) throws(SSHSession.AttemptFailure) -> (Int, Bool)? {
+        var entries = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let ready = poll(&entries, nfds_t(entries.count), max(timeout, .zero).milliseconds)
+        if ready < 0 {
+            if errno == EINTR { return nil }
+            throw .retryable(String(cString: strerror(errno)), silent: false)
+        }
+        guard let index = entries.firstIndex(where: { $0.revents != 0 }) else { return nil }
+        var byte: UInt8 = 0
+        return (index, recv(descriptors[index], &byte, 1, Int32(MSG_PEEK)) > 0)
     }
 
     private static func connect(_ descriptor: Int32, to address: addrinfo, timeout: Duration) throws(SSHSession.AttemptFailure) {
@@ -50,16 +103,6 @@ enum ServerSocket {
         var length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &problem, &length)
         if problem != 0 { throw .retryable(String(cString: strerror(problem)), silent: false) }
-    }
-
-    private static func awaitFirstByte(_ descriptor: Int32, timeout: Duration) throws(SSHSession.AttemptFailure) {
-        guard try waitFor(Int16(POLLIN), on: descriptor, timeout: timeout) else {
-            throw .retryable("the connection stayed silent for \(Int(timeout.seconds)) s (no SSH banner)", silent: true)
-        }
-        var byte: UInt8 = 0
-        let peeked = recv(descriptor, &byte, 1, Int32(MSG_PEEK))
-        if peeked == 0 { throw .retryable("the connection was closed before the SSH banner", silent: false) }
-        if peeked < 0 { throw .retryable(String(cString: strerror(errno)), silent: false) }
     }
 
     /// Polls one descriptor, retrying on EINTR; false when the timeout passed.

@@ -207,6 +207,24 @@ struct SSHSessionTests {
         #expect(ContinuousClock.now - started < .seconds(60))
     }
 
+    /// QEMU's user-mode network keeps retrying the SYN of a connection made before the guest listens,
+    /// with a growing backoff; a fresh connection reaches a just-started sshd at once.
+    @Test("a connection made before sshd started does not hold the login back")
+    func freshConnectionsReachALateServer() throws {
+        let host = try SSHTestHost()
+        var endpoint = host.endpoint
+        endpoint.port = try freeLoopbackPort()
+        let impostor = try startImpostor(port: endpoint.port, mode: "late", "2", String(host.endpoint.port))
+        defer { stopProcess(impostor) }
+        let started = ContinuousClock.now
+        let session = try SSHSession.waitUntilReachable(
+            endpoint, deadline: .now + .seconds(120), options: SSHSessionOptions(bannerTimeout: .seconds(60)))
+        defer { session.close() }
+        // Without fresh connections the first, silent one would hold the wait for its 60 s banner timeout.
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(try session.run("echo up").output == "up\n")
+    }
+
     @Test("connections reset while the box boots are retried until sshd answers")
     func retriesResetsUntilServerIsUp() async throws {
         let port = try freeLoopbackPort()

@@ -23,11 +23,12 @@ struct SSHTestHost {
     }
 }
 
-/// Starts a Tests/Support/tcp_impostor.py on `port` in `mode` ("reset" or "silent") and waits until it listens.
-func startImpostor(port: Int, mode: String) throws -> Process {
+/// Starts a Tests/Support/tcp_impostor.py on `port` in `mode` ("reset", "silent", or "late" with its
+/// arguments) and waits until it listens.
+func startImpostor(port: Int, mode: String, _ arguments: String...) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    process.arguments = [repositoryRoot + "/Tests/Support/tcp_impostor.py", String(port), mode]
+    process.arguments = [repositoryRoot + "/Tests/Support/tcp_impostor.py", String(port), mode] + arguments
     let output = Pipe()
     process.standardOutput = output
     try process.run()
