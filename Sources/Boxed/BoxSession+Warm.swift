@@ -83,7 +83,8 @@ extension BoxSession {
             let agent = GuestAgent(session: ssh)
             _ = try agent.hello()
             try agent.awaitResume()
-            try ResumeChannel(socketPath: runDirectory.resumeSocketPath).ping(deadline: .now + .seconds(60))
+            // The listener's Python start-up is part of this boot: on a loaded host it can take a minute.
+            try ResumeChannel(socketPath: runDirectory.resumeSocketPath).ping(deadline: .now + options.timeout)
         } catch let error as BoxstackError where error.code != .interrupted {
             throw WarmStartFallback(reason: error.message)
         }
@@ -126,7 +127,8 @@ extension BoxSession {
         do {
             let domain = try DomainLauncher.restore(run, from: slot.statePath, on: connection)
             adopt(domain, warmSlot: slot)
-            let deadline = ContinuousClock.now + min(options.timeout, .seconds(60))
+            // Generous: a restored box that is slow to answer on a loaded host is still far ahead of a cold boot.
+            let deadline = ContinuousClock.now + min(options.timeout, .seconds(180))
             try await runOnOwnThread {
                 try ResumeChannel(socketPath: self.runDirectory.resumeSocketPath)
                     .resume(clock: Date(), seedDirectory: self.runDirectory.seedDirectory, deadline: deadline)

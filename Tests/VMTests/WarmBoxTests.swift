@@ -38,14 +38,16 @@ import Testing
         let workspace = try TemporaryDirectory("warm-identity")
         // A cache of its own: in the shared test cache, suites running alongside take slots, and the two
         // starts could restore different images.
-        let options = TestBox.options(image: try TestBox.image(), workspace: workspace, privateCache: true)
+        var options = TestBox.options(image: try TestBox.image(), workspace: workspace, privateCache: true)
+        let notices = LockedBox<[String]>([])
+        options.report = { line in notices.withValue { $0.append(line) } }
         var identities: [Identity] = []
         var domainNames: [String] = []
         for _ in 0..<2 {
             let startedAt = Int(Date().timeIntervalSince1970)
             let session = try await BoxSession.start(options)
             defer { session.shutdown() }
-            #expect(session.startedWarm)
+            #expect(session.startedWarm, "\(notices.value)")
             let identity = try await Self.identity(of: session)
             #expect(identity.hostname == session.runDirectory.domainName)
             #expect(identity.machineID.wholeMatch(of: /[0-9a-f]{32}/) != nil)
