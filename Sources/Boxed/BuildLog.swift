@@ -12,7 +12,8 @@ public final class BuildLog: @unchecked Sendable {
         self.echo = echo
         if let path {
             if !FileManager.default.fileExists(atPath: path) {
-                FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644])
+                // A file that cannot be created cannot be opened either: the guard below reports it.
+                _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644])
             }
             guard let handle = FileHandle(forWritingAtPath: path) else {
                 throw BoxstackError(.permission, "cannot write the log \(path).")

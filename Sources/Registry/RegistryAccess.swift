@@ -13,12 +13,14 @@ public protocol RegistryAccess: Sendable {
         data: Data, mediaType: String, digest: ContentDigest
     )
     /// Stores a manifest under `reference`; returns its digest.
+    @discardableResult
     func putManifest(repository: String, reference: String, data: Data, mediaType: String) async throws -> ContentDigest
     /// Downloads a blob to `path`, verifying its digest; nothing is left at `path` on failure.
     func downloadBlob(
         repository: String, digest: ContentDigest, size: Int64?, to path: String, progress: (@Sendable (Int64) -> Void)?
     ) async throws
     /// Puts a blob into `repository` unless it is there (or can be mounted from `mountFrom`).
+    @discardableResult
     func uploadBlob(
         repository: String, digest: ContentDigest, size: Int64, from path: String, mountFrom: String?,
         progress: (@Sendable (Int64) -> Void)?
