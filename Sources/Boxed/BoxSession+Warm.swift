@@ -78,16 +78,7 @@ extension BoxSession {
         adopt(domain, warmSlot: slot)
         let endpoint = SSHEndpoint(port: domain.sshPort ?? 0, privateKeyPath: clientKey.privateKeyPath, hostKey: hostKey.publicKey)
         let ssh = try await waitForSSH(endpoint, domain: domain, deadline: .now + options.timeout)
-        do {
-            defer { ssh.close() }
-            let agent = GuestAgent(session: ssh)
-            _ = try agent.hello()
-            try agent.awaitResume()
-            // The listener's Python start-up is part of this boot: on a loaded host it can take a minute.
-            try ResumeChannel(socketPath: runDirectory.resumeSocketPath).ping(deadline: .now + options.timeout)
-        } catch let error as BoxstackError where error.code != .interrupted {
-            throw WarmStartFallback(reason: error.message)
-        }
+        try prepareForSave(GuestAgent(session: ssh))
         // libvirt creates the state file itself.
         let state = try AtomicFile.Staged(for: slot.statePath, create: false)
         do {
@@ -107,6 +98,21 @@ extension BoxSession {
             created: Date())
         try slot.writeRecord(record)
         return record
+    }
+
+    /// Checks the agent, starts the box's resume listener and waits until it answers on the resume port;
+    /// then closes the session, on every path, so that no login is in the saved guest.
+    private func prepareForSave(_ agent: GuestAgent) throws {
+        defer { agent.session.close() }
+        // Outside the fallback: a box whose agent does not answer fails a cold boot the same way.
+        _ = try agent.hello()
+        do {
+            try agent.awaitResume()
+            // The listener's Python start-up is part of this boot: on a loaded host it can take a minute.
+            try ResumeChannel(socketPath: runDirectory.resumeSocketPath).ping(deadline: .now + options.timeout)
+        } catch let error as BoxstackError where error.code != .interrupted {
+            throw WarmStartFallback(reason: error.message)
+        }
     }
 
     /// Restores the slot's guest with the run's overlay (on the slot's disk), port, shares, console and
