@@ -13,7 +13,7 @@ public struct WarmImageKey: Sendable, Equatable {
     public let hex: String
 
     /// Raised whenever `DomainSpec` or the warm start changes what a saved guest depends on.
-    static let layoutVersion = 2
+    static let layoutVersion = 3
 
     public init(image: BoxImage, spec: DomainSpec, agentProtocol: Int) {
         var shape = spec

@@ -83,6 +83,16 @@ import Testing
         #expect(try store.acquireSlot(for: key)?.index == 3)
     }
 
+    @Test func slotsOfOneShapeInTwoCachesHaveDomainsOfTheirOwnNames() throws {
+        let key = WarmImageKey(image: image, spec: spec(), agentProtocol: 3)
+        let other = WarmImageStore(paths: Paths(environment: ["BOXSTACK_CACHE_DIR": directory.file("other-cache")]))
+        let first = try #require(try store.acquireSlot(for: key))
+        let second = try #require(try other.acquireSlot(for: key))
+        #expect(first.index == second.index)
+        #expect(first.domainName != second.domainName)
+        #expect(first.domainName.hasPrefix(RunDirectory.domainPrefix))
+    }
+
     @Test func aSlotWithAnImageIsPreferredAndAHalfMadeOneIsNotAnImage() throws {
         let key = WarmImageKey(image: image, spec: spec(), agentProtocol: 3)
         let busy = try #require(try store.acquireSlot(for: key))

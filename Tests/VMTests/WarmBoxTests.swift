@@ -97,11 +97,10 @@ import Testing
         let workspace = try TemporaryDirectory("warm-corrupt")
         var options = TestBox.options(image: try TestBox.image(), workspace: workspace, privateCache: true)
         let first = try await BoxSession.start(options)
-        let domainName = try #require(first.domain?.name)
         first.shutdown()
         #expect(first.startedWarm)
 
-        let state = URL(fileURLWithPath: try Self.slotDirectory(of: domainName, cache: options.paths.cacheDirectory) + "/state")
+        let state = URL(fileURLWithPath: try Self.onlySlotWithAnImage(cache: options.paths.cacheDirectory) + "/state")
         let saved = try Data(contentsOf: state)
         try saved.prefix(saved.count / 2).write(to: state)
         let notices = LockedBox<[String]>([])
@@ -124,12 +123,14 @@ import Testing
         #expect(session.domain?.name == session.runDirectory.domainName)
     }
 
-    /// The slot directory of the warm domain `domainName` (`boxstack-warm-<key prefix>-<slot>`).
-    static func slotDirectory(of domainName: String, cache: String) throws -> String {
-        let parts = domainName.split(separator: "-")
-        try #require(parts.count == 4 && parts[1] == "warm", "\(domainName) is not a warm domain")
-        let shapes = try FileManager.default.contentsOfDirectory(atPath: cache + "/warm")
-        let shape = try #require(shapes.first { $0.hasPrefix(parts[2]) })
-        return "\(cache)/warm/\(shape)/slot-\(parts[3])"
+    /// The one slot that holds an image in a private cache.
+    static func onlySlotWithAnImage(cache: String) throws -> String {
+        let warm = cache + "/warm"
+        let slots = try FileManager.default.contentsOfDirectory(atPath: warm).flatMap { shape in
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(warm)/\(shape)")) ?? []).map { "\(warm)/\(shape)/\($0)" }
+        }
+        let made = slots.filter { FileManager.default.fileExists(atPath: $0 + "/state") }
+        try #require(made.count == 1, "\(slots)")
+        return made[0]
     }
 }
