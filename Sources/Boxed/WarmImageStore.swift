@@ -130,11 +130,12 @@ final class WarmSlot: @unchecked Sendable {
     var diskPath: String { directory + "/disk.qcow2" }
     var recordPath: String { directory + "/warm.json" }
     /// The name every domain of this slot has: libvirt restores only under the saved name. It is drawn
-    /// from the slot's real path, so slots of one shape in two caches (another `BOXSTACK_CACHE_DIR`) never
-    /// share a name: a run that finds its slot free destroys a domain under that name as a leftover.
+    /// from the real path of the shape's directory (which exists while a slot is held), so slots of one
+    /// shape in two caches (another `BOXSTACK_CACHE_DIR`) never share a name: a run that finds its slot
+    /// free destroys a domain under that name as a leftover.
     var domainName: String {
-        let realDirectory = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
-        return "\(RunDirectory.domainPrefix)warm-\(ContentDigest.of(Data(realDirectory.utf8)).hex.prefix(12))-\(index)"
+        let shape = URL(fileURLWithPath: directory).deletingLastPathComponent().resolvingSymlinksInPath().path
+        return "\(RunDirectory.domainPrefix)warm-\(ContentDigest.of(Data(shape.utf8)).hex.prefix(12))-\(index)"
     }
 
     /// The finished image's record, or nil when the slot holds none (or one of another key).

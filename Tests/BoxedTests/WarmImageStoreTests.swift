@@ -91,6 +91,14 @@ import Testing
         #expect(first.index == second.index)
         #expect(first.domainName != second.domainName)
         #expect(first.domainName.hasPrefix(RunDirectory.domainPrefix))
+        first.release()
+
+        // One cache reached through a symbolic link is the same cache: its slots keep their names.
+        try FileManager.default.createSymbolicLink(atPath: directory.file("linked-cache"), withDestinationPath: directory.file("cache"))
+        let linked = WarmImageStore(paths: Paths(environment: ["BOXSTACK_CACHE_DIR": directory.file("linked-cache")]))
+        let throughLink = try #require(try linked.acquireSlot(for: key))
+        #expect(throughLink.index == first.index)
+        #expect(throughLink.domainName == first.domainName)
     }
 
     @Test func aSlotWithAnImageIsPreferredAndAHalfMadeOneIsNotAnImage() throws {
