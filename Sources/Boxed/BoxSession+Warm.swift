@@ -74,6 +74,9 @@ extension BoxSession {
         maker.title = "boxstack warm image \(slot.key.hex.prefix(12)) slot \(slot.index)"
         maker.disk = slot.diskPath
         maker.ninePFilesystems = spec.ninePFilesystems.map { $0.tag == SeedShare.tag ? SeedShare.filesystem(hostDirectory: seed) : $0 }
+        // The turn lasts until the save: saving is part of the boot's load on the host.
+        let turn = try await takeBootTurn()
+        defer { withExtendedLifetime(turn) {} }
         let domain = try DomainLauncher.start(maker, on: connection, destroyOnClose: true)
         adopt(domain, warmSlot: slot)
         let endpoint = SSHEndpoint(port: domain.sshPort ?? 0, privateKeyPath: clientKey.privateKeyPath, hostKey: hostKey.publicKey)

@@ -161,12 +161,19 @@ public final class BoxSession: @unchecked Sendable {
         var spec = spec
         spec.title = "boxstack run \(runDirectory.id)"
         if options.snapshot { try DiskOverlay.create(base: options.image.disk, at: runDirectory.overlayPath) }
+        let turn = try await takeBootTurn()
+        defer { withExtendedLifetime(turn) {} }
         options.report(
             "booting the \(options.image.name) box (\(options.image.architecture), \(accelerator.accelerator.domainType)) as \(spec.name)")
         let domain = try DomainLauncher.start(spec, on: connection, destroyOnClose: !options.keepRunning)
         self.domain = domain
         if options.keepRunning { try runDirectory.markKept() }
         try await connectToAgent(deadline: .now + options.timeout)
+    }
+
+    /// Waits for this user's turn to boot (`BootTurns`); the turn lasts while the lock lives.
+    func takeBootTurn() async throws -> FileLock {
+        try await BootTurns(paths: options.paths, accelerator: accelerator.accelerator).take(report: options.report)
     }
 
     /// Logs in with the run's own key, pinning the run's own host key, asks the agent for hello and

@@ -37,6 +37,14 @@ public struct Paths: Sendable {
         return cacheDirectory + "/runs"
     }
 
+    /// Where cold boots take turns: one place for every cache and run directory of the user, since the
+    /// cores they share are the host's. `$XDG_RUNTIME_DIR/boxstack/boot-turns` when set, else
+    /// `$XDG_CACHE_HOME/boxstack/boot-turns` (not moved by `BOXSTACK_CACHE_DIR`).
+    public var bootTurnsDirectory: String {
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/boxstack/boot-turns" }
+        return xdg("XDG_CACHE_HOME", default: ".cache") + "/boxstack/boot-turns"
+    }
+
     /// The user's extra catalog, `BOXSTACK_CATALOG`.
     public var userCatalog: String? { environment["BOXSTACK_CATALOG"] }
 
