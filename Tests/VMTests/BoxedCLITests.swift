@@ -114,7 +114,9 @@ import Testing
         // A teardown that hangs is killed after the bound, so that it fails the test instead of blocking it.
         #expect(process.finish(grace: .seconds(180)) == .terminated(code: 128 + SIGINT), "\(text)")
         #expect(try !connection.activeDomainNames().contains(name))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.runsDirectory).isEmpty)
+        let leftovers = FileManager.default.enumerator(atPath: cli.runsDirectory)?.allObjects ?? []
+        let said = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        #expect(leftovers.isEmpty, "left in the runs directory: \(leftovers); the run said: \(said)")
     }
 
     /// `--box-debug` keeps the box after the build, prints how to get in, and gc spares it while it runs.
