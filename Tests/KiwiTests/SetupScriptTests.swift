@@ -30,6 +30,18 @@ import Testing
         #expect(readme.contains("Tests/Fixtures/tiny-debian"))
     }
 
+    /// A root checkout (under /root, say) may be closed to the build user: a command run as that user
+    /// from there fails before it starts ("failed to stat"), so each one starts in the user's home.
+    @Test(arguments: ["Scripts/setup", "Scripts/test"])
+    func commandsRunAsAnotherUserStartInThatUsersHome(file: String) throws {
+        let text = try String(contentsOfFile: repositoryRoot + "/" + file, encoding: .utf8)
+        let runuserLines = text.split(separator: "\n").filter { $0.contains("runuser -u") }
+        #expect(!runuserLines.isEmpty)
+        for line in runuserLines {
+            #expect(line.contains("-C \"$home\""), "\(file): \(line.trimmingCharacters(in: .whitespaces))")
+        }
+    }
+
     /// BoxDescriptionSchemaTests checks every fixture description against KIWI's schema: the demo is one.
     @Test func theDemoDescriptionIsCheckedAgainstKiwisSchema() {
         #expect(BoxDescriptionSchemaTests.fixtureDescriptions.contains(repositoryRoot + "/Tests/Fixtures/tiny-debian/config.kiwi"))
