@@ -118,25 +118,26 @@ final class WarmSlot: @unchecked Sendable {
     let key: WarmImageKey
     private let lock: LockedBox<FileLock?>
 
+    /// The name every domain of this slot has: libvirt restores only under the saved name. It is drawn
+    /// from the real path of the shape's directory (which exists while a slot is held), so slots of one
+    /// shape in two caches (another `BOXSTACK_CACHE_DIR`) never share a name: a run that finds its slot
+    /// free destroys a domain under that name as a leftover. Fixed when the slot is taken, so the making,
+    /// the restore and the teardown of one run name the same domain.
+    let domainName: String
+
     init(directory: String, index: Int, key: WarmImageKey, lock: FileLock) {
         self.directory = directory
         self.index = index
         self.key = key
         self.lock = LockedBox(lock)
+        let shape = URL(fileURLWithPath: directory).deletingLastPathComponent().resolvingSymlinksInPath().path
+        domainName = "\(RunDirectory.domainPrefix)warm-\(ContentDigest.of(Data(shape.utf8)).hex.prefix(12))-\(index)"
     }
 
     var lockPath: String { directory + ".lock" }
     var statePath: String { directory + "/state" }
     var diskPath: String { directory + "/disk.qcow2" }
     var recordPath: String { directory + "/warm.json" }
-    /// The name every domain of this slot has: libvirt restores only under the saved name. It is drawn
-    /// from the real path of the shape's directory (which exists while a slot is held), so slots of one
-    /// shape in two caches (another `BOXSTACK_CACHE_DIR`) never share a name: a run that finds its slot
-    /// free destroys a domain under that name as a leftover.
-    var domainName: String {
-        let shape = URL(fileURLWithPath: directory).deletingLastPathComponent().resolvingSymlinksInPath().path
-        return "\(RunDirectory.domainPrefix)warm-\(ContentDigest.of(Data(shape.utf8)).hex.prefix(12))-\(index)"
-    }
 
     /// The finished image's record, or nil when the slot holds none (or one of another key).
     var record: WarmImageRecord? {

@@ -33,15 +33,20 @@ public struct Paths: Sendable {
     /// Private run directories: `BOXSTACK_RUNS_DIR`, else under `$XDG_RUNTIME_DIR` when set, else under the cache.
     public var runsDirectory: String {
         if let runs = environment["BOXSTACK_RUNS_DIR"], runs.hasPrefix("/") { return runs }
-        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/boxstack/runs" }
+        if let runtime = runtimeDirectory { return runtime + "/boxstack/runs" }
         return cacheDirectory + "/runs"
+    }
+
+    /// `$XDG_RUNTIME_DIR` when it is set to an absolute path.
+    private var runtimeDirectory: String? {
+        environment["XDG_RUNTIME_DIR"].flatMap { $0.hasPrefix("/") ? $0 : nil }
     }
 
     /// Where cold boots take turns: one place for every cache and run directory of the user, since the
     /// cores they share are the host's. `$XDG_RUNTIME_DIR/boxstack/boot-turns` when set, else
     /// `$XDG_CACHE_HOME/boxstack/boot-turns` (not moved by `BOXSTACK_CACHE_DIR`).
     public var bootTurnsDirectory: String {
-        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/boxstack/boot-turns" }
+        if let runtime = runtimeDirectory { return runtime + "/boxstack/boot-turns" }
         return xdg("XDG_CACHE_HOME", default: ".cache") + "/boxstack/boot-turns"
     }
 
