@@ -294,9 +294,11 @@ public final class BoxSession: @unchecked Sendable {
         }
         guard let bridges else { return }
         if let teardownToken { TeardownRegistry.shared.unregister(teardownToken) }
-        if options.keepRunning { return }
+        // Closed here even for a kept box: a session left to its deinit may be freed on another
+        // thread while the process exits, after libcrypto has torn down its locks.
         for bridge in bridges { bridge.stop() }
         agent?.session.close()
+        if options.keepRunning { return }
         // Looked up by name too: a signal can arrive after libvirt started the domain but before
         // `domain` was assigned.
         let warmSlot = state.withValue { $0.warmSlot }
