@@ -15,9 +15,14 @@ struct BootTurns {
 
     /// `BOXSTACK_PARALLEL_BOOTS` when set; else one boot per core with KVM, one per two cores with TCG
     /// (a TCG guest keeps a core busy per vCPU while it boots).
-    init(paths: Paths, accelerator: Accelerator, cores: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    init(paths: Paths, accelerator: Accelerator, cores: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         directory = paths.bootTurnsDirectory
-        if let value = paths.environment["BOXSTACK_PARALLEL_BOOTS"].flatMap(Int.init), value > 0 {
+        if let text = paths.environment["BOXSTACK_PARALLEL_BOOTS"] {
+            guard let value = Int(text), value > 0 else {
+                throw BoxstackError(
+                    .invalidArgument,
+                    "BOXSTACK_PARALLEL_BOOTS=\(text) is not a number of boots of at least 1; set a count, or unset it to let boxstack choose.")
+            }
             limit = value
         } else {
             limit = accelerator == .kvm ? max(1, cores) : max(1, cores / 2)

@@ -58,6 +58,7 @@ public final class BoxSession: @unchecked Sendable {
     public static let guestExchangeDirectory = "/run/boxstack/exchange"
     let options: BoxSessionOptions
     let shareBackend: any ShareBackend
+    let bootTurns: BootTurns
     private let state = LockedBox(State())
     private var teardownToken: UUID?
 
@@ -95,10 +96,11 @@ public final class BoxSession: @unchecked Sendable {
             let accelerator = AcceleratorSelector(cacheDirectory: options.paths.cacheDirectory)
                 .choose(for: options.image.architecture, probeKernel: options.image.kernel, noAccel: options.noAccel)
             if let notice = accelerator.notice { options.report(notice) }
+            let bootTurns = try BootTurns(paths: options.paths, accelerator: accelerator.accelerator)
             let backend = makeShareBackend(options.sharing, shares: options.shares, runDirectory: runDirectory)
             session = BoxSession(
                 runDirectory: runDirectory, connection: connection, endpointKey: clientKey, hostKey: hostKey,
-                accelerator: accelerator, options: options, shareBackend: backend)
+                accelerator: accelerator, bootTurns: bootTurns, options: options, shareBackend: backend)
         } catch {
             runDirectory.remove()
             throw error
@@ -115,13 +117,14 @@ public final class BoxSession: @unchecked Sendable {
 
     private init(
         runDirectory: RunDirectory, connection: any Hypervisor, endpointKey: SSHKeyPair, hostKey: SSHKeyPair,
-        accelerator: AcceleratorChoice, options: BoxSessionOptions, shareBackend: any ShareBackend
+        accelerator: AcceleratorChoice, bootTurns: BootTurns, options: BoxSessionOptions, shareBackend: any ShareBackend
     ) {
         self.runDirectory = runDirectory
         self.connection = connection
         self.endpointKey = endpointKey
         self.hostKey = hostKey
         self.accelerator = accelerator
+        self.bootTurns = bootTurns
         self.options = options
         self.shareBackend = shareBackend
     }
@@ -173,7 +176,7 @@ public final class BoxSession: @unchecked Sendable {
 
     /// Waits for this user's turn to boot (`BootTurns`); the turn lasts while the lock lives.
     func takeBootTurn() async throws -> FileLock {
-        try await BootTurns(paths: options.paths, accelerator: accelerator.accelerator).take(report: options.report)
+        try await bootTurns.take(report: options.report)
     }
 
     /// Logs in with the run's own key, pinning the run's own host key, asks the agent for hello and
