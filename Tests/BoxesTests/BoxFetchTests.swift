@@ -88,6 +88,23 @@ struct BoxFetchTests {
         #expect(diskRequests.reduce(0) { $0 + $1.bytes } == 4 << 20 + (1 << 20) - Int64(start))
     }
 
+    @Test func aServerWithoutRangesSendsTheWholeFileAndTheKeptBytesAreDropped() async throws {
+        let fixture = try BoxFixture(diskSize: 4 << 20)
+        let box = try fixture.box()
+        let disk = "box/\(BoxFixture.disk)"
+        try fixture.server.inject([(disk, .drop(after: 1 << 20)), (disk, .noRange)])
+        _ = try await #require(throws: BoxstackError.self) {
+            try await fixture.cache.fetch(box, arch: "x86_64", progress: false)
+        }
+
+        let result = try await fixture.cache.fetch(box, arch: "x86_64", progress: false)
+
+        #expect(try contents(result.box.disk) == fixture.published(BoxFixture.disk))
+        let retry = try #require(try fixture.server.requests().last { $0.path.hasSuffix(BoxFixture.disk) })
+        #expect(retry.range != nil)
+        #expect(retry.status == 200)
+    }
+
     @Test func unchangedUpdateTransfersOnlyChecksumFiles() async throws {
         let fixture = try BoxFixture()
         let box = try fixture.box()

@@ -18,6 +18,7 @@ actions:
     truncate  announce the full length, send `after` bytes, then close the connection cleanly
     drop      announce the full length, send `after` bytes, then reset the connection
     corrupt   send the full body with the byte at offset `after` flipped
+    no-range  answer a range request with 200 and the whole file, as a server without range support does
 """
 
 import argparse
@@ -63,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         start, end = 0, size - 1
         range_header = self.headers.get("Range")
         status = 200
-        if range_header:
+        if range_header and not (fault and fault.get("action") == "no-range"):
             parsed = parse_range(range_header, size)
             if parsed is None:
                 self.server.log(self.command, path, range_header, 416, 0)

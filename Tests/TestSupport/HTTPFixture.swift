@@ -14,6 +14,8 @@ public final class HTTPFixture: @unchecked Sendable {
         case drop(after: Int)
         /// Send the whole body with the byte at `offset` flipped.
         case corrupt(offset: Int)
+        /// Answer a range request with 200 and the whole file, as a server without range support does.
+        case noRange
     }
 
     /// One logged request.
@@ -85,6 +87,8 @@ public final class HTTPFixture: @unchecked Sendable {
             case .corrupt(let offset):
                 rule["action"] = "corrupt"
                 rule["after"] = offset
+            case .noRange:
+                rule["action"] = "no-range"
             }
             return rule
         }
