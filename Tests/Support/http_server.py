@@ -54,8 +54,9 @@ class Handler(BaseHTTPRequestHandler):
     def serve(self, send_body):
         path = unquote(urlsplit(self.path).path)
         fault = self.server.take_fault(path)
+        action = fault.get("action") if fault else None
         local = os.path.realpath(os.path.join(self.server.root, path.lstrip("/")))
-        if fault and fault.get("action") == "error":
+        if action == "error":
             return self.fail(fault.get("status", 500), path)
         if not local.startswith(self.server.root + os.sep) or not os.path.isfile(local):
             return self.fail(404, path)
@@ -64,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         start, end = 0, size - 1
         range_header = self.headers.get("Range")
         status = 200
-        if range_header and not (fault and fault.get("action") == "no-range"):
+        if range_header and action != "no-range":
             parsed = parse_range(range_header, size)
             if parsed is None:
                 self.server.log(self.command, path, range_header, 416, 0)
@@ -77,7 +78,6 @@ class Handler(BaseHTTPRequestHandler):
             status = 206
         length = end - start + 1 if size > 0 else 0
 
-        action = fault.get("action") if fault else None
         planned = length
         if action in ("truncate", "drop"):
             planned = min(length, int(fault.get("after", 0)))
